@@ -1,0 +1,603 @@
+"""rdmini: a recurrent-depth language model in numpy, forward and backward written by hand.
+
+A recurrent-depth model (Geiping et al. 2025, "Huginn") thinks by looping in latent space instead of
+by writing more tokens. It has three stages, and this file uses the paper's words for them:
+
+    prelude  P: tokens -> e            a few transformer blocks that embed the input once
+    core     R: s_i = R(adapter(s_{i-1}, e))   a few blocks iterated r times with ONE set of weights
+    coda     C: s_r -> logits          a few blocks that decode the final state
+
+The state s starts as noise s_0. The adapter injects e into every iteration, so the core never forgets
+the input. Training draws a different r for every batch, so the same weights learn to work for any r,
+and only the last k iterations are backpropagated ("truncated backprop"). At test time r is a knob:
+more iterations, more thinking, same weights.
+
+Every layer is a pair, `x_forward(...) -> (out, cache)` and `x_backward(dout, cache) -> (dinputs, grads)`.
+Caches are plain values returned to the caller, never stored on an object: the core runs r times with the
+same weights and each iteration needs a cache of its own. Gradients of a weight used several times (the
+core's weights, the injected e, the tied embedding) are summed with `+=`, one contribution per use.
+
+Legend of the letters used in shape comments:
+    B batch, T time (sequence positions), h width, H heads, d = h / H head width, F MLP hidden width,
+    V vocabulary, N = B * T positions, r recurrences (core iterations), k backprop steps (the last k of r).
+"""
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Config:
+    vocab_size: int = 16        # V: number of distinct tokens
+    width: int = 64             # h: the width of every hidden vector, e and the state s included
+    n_heads: int = 4            # H: attention heads; width / n_heads is the head width d (must be even: RoPE)
+    mlp_hidden: int = 128       # F: hidden width of the SwiGLU MLP
+    n_prelude: int = 1          # transformer blocks in the prelude (run once)
+    n_core: int = 2             # transformer blocks in the core (run r times, shared weights)
+    n_coda: int = 1             # transformer blocks in the coda (run once)
+    max_seq_len: int = 64       # T may not exceed this
+    state_std: float = 0.63     # sigma of the initial state s_0 (paper: variance 2/5); 0 gives s_0 = 0
+    mean_r: float = 8.0         # mean recurrences drawn by sample_r in training; 1 means no recurrence
+    backprop_k: int = 4         # k: how many of the last iterations get gradient in training
+    injection: str = "concat"   # how e enters the core: "concat" ([s, e] @ W, 2h -> h) or "add" (s + e)
+    dtype: str = "float32"      # "float32" to train, "float64" for gradient checks
+    rope_base: float = 10000.0  # base of the rotary position embedding's frequencies
+    norm_eps: float = 1e-6      # epsilon inside every RMSNorm
+
+    def __post_init__(self):
+        positive = ["vocab_size", "width", "n_heads", "mlp_hidden", "n_core", "max_seq_len", "backprop_k"]
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"Config.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ["n_prelude", "n_coda"]:
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"Config.{name} must be >= 0, got {getattr(self, name)}")
+        if self.width % self.n_heads or (self.width // self.n_heads) % 2:
+            raise ValueError(f"Config.width ({self.width}) / n_heads ({self.n_heads}) must be an even "
+                             "integer: RoPE rotates pairs of features within each head")
+        if self.injection not in ("concat", "add"):
+            raise ValueError(f"Config.injection must be 'concat' or 'add', got {self.injection!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"Config.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.state_std < 0 or self.mean_r < 1:
+            raise ValueError("Config.state_std must be >= 0 and Config.mean_r >= 1")
+
+    @property
+    def head_dim(self):
+        return self.width // self.n_heads
+
+
+# ============================================================================================
+# Parameters
+# ============================================================================================
+
+def block_shapes(cfg):
+    """One transformer block's weights. 'Sandwich' norms: each sub-layer is normalised on the way in
+    and its residual sum on the way out (the paper needed this to keep the loop stable)."""
+    h, F = cfg.width, cfg.mlp_hidden
+    return {"attn_norm_in": (h,), "qkv": (h, 3 * h), "proj": (h, h), "attn_norm_out": (h,),
+            "mlp_norm_in": (h,), "up": (h, 2 * F), "down": (F, h), "mlp_norm_out": (h,)}
+
+
+def param_shapes(cfg):
+    """Every parameter's name and shape. Block weights are named '<stage>.<i>.<weight>'."""
+    h = cfg.width
+    shapes = {"embed": (cfg.vocab_size, h)}            # tied: also the unembedding
+    for stage, n in (("prelude", cfg.n_prelude), ("core", cfg.n_core), ("coda", cfg.n_coda)):
+        for i in range(n):
+            shapes.update({f"{stage}.{i}.{k}": s for k, s in block_shapes(cfg).items()})
+    if cfg.injection == "concat":
+        shapes["adapter"] = (2 * h, h)
+    shapes["final_norm"] = (h,)
+    return shapes
+
+
+def init_params(cfg, seed):
+    """Paper's init: std sqrt(2 / 5h); output projections also scaled by 1/sqrt(2 * effective depth)."""
+    rng = np.random.default_rng(seed)
+    std = math.sqrt(2 / (5 * cfg.width))
+    depth = cfg.n_prelude + cfg.n_core * cfg.mean_r + cfg.n_coda     # effective depth at mean r
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        if "norm" in name:
+            w = np.ones(shape)
+        elif name.endswith(("proj", "down")):
+            w = rng.standard_normal(shape) * std / math.sqrt(2 * depth)
+        else:
+            w = rng.standard_normal(shape) * std
+        params[name] = w.astype(cfg.dtype)
+    return params
+
+
+def sub(params, prefix):
+    """The weights of one block, without their prefix: sub(params, 'core.0.')['qkv']."""
+    return {name[len(prefix):]: w for name, w in params.items() if name.startswith(prefix)}
+
+
+def accumulate(grads, prefix, block_grads):
+    for name, g in block_grads.items():
+        grads[prefix + name] += g      # += : a weight used several times gets every contribution
+
+
+# ============================================================================================
+# Layers: forward/backward pairs
+# ============================================================================================
+
+def embedding_forward(tokens, W, scale):
+    out = W[tokens] * scale                                  # (B,T) -> (B,T,h)
+    return out, (tokens, W.shape, scale)
+
+
+def embedding_backward(dout, cache):
+    tokens, shape, scale = cache
+    dW = np.zeros(shape, dout.dtype)
+    # out = W[tokens] * scale: every occurrence of a token adds to that token's row
+    np.add.at(dW, tokens, dout * scale)
+    return dW
+
+
+def linear_forward(x, W):
+    # (..., n) @ (n, m): flatten to one 2-D product, one BLAS call instead of one per batch row
+    out = (x.reshape(-1, x.shape[-1]) @ W).reshape(*x.shape[:-1], W.shape[1])   # (..., n) -> (..., m)
+    return out, (x, W)
+
+
+def linear_backward(dout, cache):
+    x, W = cache
+    x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])      # (N, n), (N, m)
+    dW = x2.T @ d2                                           # out = x @ W  ->  dW = x^T dout
+    dx = (d2 @ W.T).reshape(x.shape)                         #              ->  dx = dout W^T
+    return dx, dW
+
+
+def rmsnorm_forward(x, w, eps):
+    rstd = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)   # (..., h) -> (..., 1)
+    xhat = x * rstd
+    return xhat * w, (xhat, rstd, w)
+
+
+def rmsnorm_backward(dout, cache):
+    xhat, rstd, w = cache
+    dw = (dout * xhat).reshape(-1, w.shape[0]).sum(axis=0)  # out = xhat * w
+    dxhat = dout * w
+    # xhat = x * rstd, rstd = mean(x^2)^(-1/2): the rstd term removes dxhat's component along xhat
+    dx = rstd * (dxhat - xhat * np.mean(dxhat * xhat, axis=-1, keepdims=True))
+    return dx, dw
+
+
+def rope_tables(T, d, base, dtype):
+    """cos and sin of position * frequency, (T, d/2). Made once per forward, used by every attention."""
+    freq = base ** (-np.arange(0, d, 2) / d)                                  # (d/2,)
+    angle = np.arange(T)[:, None] * freq[None, :]                             # (T, d/2)
+    return np.cos(angle).astype(dtype), np.sin(angle).astype(dtype)
+
+
+def rope_forward(x, cos, sin):
+    """Rotate each pair (x1[j], x2[j]) of the last axis by the angle of its position and frequency j."""
+    x1, x2 = np.split(x, 2, axis=-1)                                          # (..., T, d/2) each
+    return np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+
+
+def rope_backward(dout, cos, sin):
+    # a rotation's transpose is the rotation by minus the angle: cos stays, sin flips sign
+    return rope_forward(dout, cos, -sin)
+
+
+def causal_mask(T, dtype):
+    """Additive mask (T, T): -inf above the diagonal, so position t sees positions 0..t only."""
+    return np.triu(np.full((T, T), -np.inf, dtype=dtype), k=1)
+
+
+def attention_forward(x, p, n_heads, rope, mask):
+    """Causal multi-head self-attention with RoPE. x (B,T,h) -> (B,T,h)."""
+    B, T, h = x.shape
+    d = h // n_heads
+    qkv, c_qkv = linear_forward(x, p["qkv"])                                  # (B,T,3h)
+    qkv = qkv.reshape(B, T, 3, n_heads, d).transpose(2, 0, 3, 1, 4)          # (3,B,H,T,d)
+    qk = rope_forward(qkv[:2], *rope)                                         # (2,B,H,T,d)
+    q, k, v = qk[0] * (1.0 / math.sqrt(d)), qk[1], qkv[2]
+    scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T)
+    att = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    att /= att.sum(axis=-1, keepdims=True)                                    # softmax over keys
+    y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, h)                      # (B,H,T,d) -> (B,T,h)
+    out, c_proj = linear_forward(y, p["proj"])
+    return out, (c_qkv, c_proj, q, k, v, att, rope, d)
+
+
+def attention_backward(dout, cache):
+    c_qkv, c_proj, q, k, v, att, rope, d = cache
+    B, H, T, _ = q.shape
+    dy, dproj = linear_backward(dout, c_proj)                                 # out = y @ proj
+    dy = dy.reshape(B, T, H, d).transpose(0, 2, 1, 3)                         # (B,T,h) -> (B,H,T,d)
+    datt = dy @ v.swapaxes(-1, -2)                                            # y = att @ v
+    dv = att.swapaxes(-1, -2) @ dy
+    # att = softmax(scores): dscores = att * (datt - sum_j datt_j att_j)
+    dscores = att * (datt - np.sum(datt * att, axis=-1, keepdims=True))       # (B,H,T,T)
+    dq = (dscores @ k) * (1.0 / math.sqrt(d))                                 # scores = q k^T, q scaled
+    dk = dscores.swapaxes(-1, -2) @ q
+    dqk = rope_backward(np.stack([dq, dk]), *rope)                            # qk = rope(qkv[:2])
+    dqkv = np.concatenate([dqk, dv[None]]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * H * d)
+    dx, dqkv_w = linear_backward(dqkv, c_qkv)                                 # qkv = x @ qkv_w
+    return dx, {"qkv": dqkv_w, "proj": dproj}
+
+
+def swiglu_forward(x, p):
+    """SwiGLU MLP, as in Huginn: down(silu(x @ W_gate) * (x @ W_value)). x (B,T,h) -> (B,T,h)."""
+    up, c_up = linear_forward(x, p["up"])                                     # (B,T,2F)
+    a, b = np.split(up, 2, axis=-1)                                           # gate, value (B,T,F)
+    sig = 0.5 + 0.5 * np.tanh(0.5 * a)                                        # sigmoid(a), no overflow
+    act = a * sig * b
+    out, c_down = linear_forward(act, p["down"])                              # (B,T,F) -> (B,T,h)
+    return out, (c_up, c_down, a, b, sig)
+
+
+def swiglu_backward(dout, cache):
+    c_up, c_down, a, b, sig = cache
+    dact, ddown = linear_backward(dout, c_down)                               # out = act @ down
+    db = dact * a * sig                                                       # act = silu(a) * b
+    da = dact * b * sig * (1.0 + a * (1.0 - sig))                             # silu'(a) = sig (1 + a (1 - sig))
+    dx, dup = linear_backward(np.concatenate([da, db], axis=-1), c_up)        # up = x @ up_w
+    return dx, {"up": dup, "down": ddown}
+
+
+def block_forward(x, p, cfg, rope, mask):
+    """Huginn's sandwich block: x = n2(attn(n1(x)) + x); x = n4(mlp(n3(x)) + x). x (B,T,h) -> (B,T,h)."""
+    eps = cfg.norm_eps
+    a, c1 = rmsnorm_forward(x, p["attn_norm_in"], eps)
+    a, c2 = attention_forward(a, p, cfg.n_heads, rope, mask)
+    x, c3 = rmsnorm_forward(a + x, p["attn_norm_out"], eps)
+    m, c4 = rmsnorm_forward(x, p["mlp_norm_in"], eps)
+    m, c5 = swiglu_forward(m, p)
+    x, c6 = rmsnorm_forward(m + x, p["mlp_norm_out"], eps)
+    return x, (c1, c2, c3, c4, c5, c6)
+
+
+def block_backward(dout, cache):
+    c1, c2, c3, c4, c5, c6 = cache
+    g = {}
+    dsum, g["mlp_norm_out"] = rmsnorm_backward(dout, c6)        # x = n4(m + x)
+    dm, g_mlp = swiglu_backward(dsum, c5)                       # m = mlp(m)
+    dx, g["mlp_norm_in"] = rmsnorm_backward(dm, c4)             # m = n3(x)
+    dx += dsum                                                  # the residual branch of m + x
+    dsum, g["attn_norm_out"] = rmsnorm_backward(dx, c3)         # x = n2(a + x)
+    da, g_attn = attention_backward(dsum, c2)                   # a = attn(a)
+    dx, g["attn_norm_in"] = rmsnorm_backward(da, c1)            # a = n1(x)
+    dx += dsum                                                  # the residual branch of a + x
+    return dx, {**g, **g_mlp, **g_attn}
+
+
+def stack_forward(x, params, cfg, stage, n, rope, mask):
+    """n blocks in a row, e.g. the prelude or the coda. Returns the list of their caches."""
+    caches = []
+    for i in range(n):
+        x, c = block_forward(x, sub(params, f"{stage}.{i}."), cfg, rope, mask)
+        caches.append(c)
+    return x, caches
+
+
+def stack_backward(dx, caches, grads, stage):
+    for i in reversed(range(len(caches))):
+        dx, g = block_backward(dx, caches[i])
+        accumulate(grads, f"{stage}.{i}.", g)
+    return dx
+
+
+# ============================================================================================
+# THE RECURRENCE STEP: input injection + core. Classroom exercises change this section.
+# s_i = core(adapter(s_{i-1}, e)). Its backward is right below it; the gradient check
+# (python -m pytest tests/test_gradients.py) tells you whether your change is still right.
+# ============================================================================================
+
+def recurrence_step(s, e, params, cfg, rope, mask):
+    """One iteration of thinking: s (B,T,h), e (B,T,h) -> new s (B,T,h), and the step's cache."""
+    if cfg.injection == "concat":
+        x, c_in = linear_forward(np.concatenate([s, e], axis=-1), params["adapter"])  # (B,T,2h) -> (B,T,h)
+    else:
+        x, c_in = s + e, None
+    x, c_core = stack_forward(x, params, cfg, "core", cfg.n_core, rope, mask)
+    return x, (c_in, c_core)
+
+
+def recurrence_step_backward(ds, cache, grads, cfg):
+    """-> (d s_{i-1}, d e) for one iteration; adds this iteration's weight gradients into grads."""
+    c_in, c_core = cache
+    dx = stack_backward(ds, c_core, grads, "core")
+    if cfg.injection == "concat":
+        dse, dW = linear_backward(dx, c_in)                     # x = [s, e] @ adapter
+        grads["adapter"] += dW
+        ds_prev, de = np.split(dse, 2, axis=-1)                 # (B,T,2h) -> 2 x (B,T,h)
+    else:
+        ds_prev, de = dx, dx                                    # x = s + e
+    return ds_prev, de
+
+# ===================================== end of the recurrence step ==========================
+
+
+# ============================================================================================
+# The model: prelude -> r recurrence steps -> coda
+# ============================================================================================
+
+def initial_state(cfg, shape, rng):
+    """s_0 ~ normal(0, state_std^2) truncated at 3 sigma (redrawn, not clipped), from an explicit rng."""
+    s = rng.standard_normal(shape)
+    while True:
+        outside = np.abs(s) > 3.0
+        if not outside.any():
+            break
+        s[outside] = rng.standard_normal(int(outside.sum()))
+    return (s * cfg.state_std).astype(cfg.dtype)
+
+
+def prelude_forward(params, cfg, tokens, rope, mask):
+    """tokens (B,T) -> e (B,T,h). Embeddings are scaled by sqrt(h), as in the paper."""
+    x, c_emb = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))   # (B,T) -> (B,T,h)
+    e, c_blocks = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rope, mask)
+    return e, (c_emb, c_blocks)
+
+
+def coda_forward(params, cfg, s, rope, mask):
+    """A state s (B,T,h) -> logits (B,T,V): final norm, coda blocks, the same final norm, tied unembedding."""
+    x, c_n1 = rmsnorm_forward(s, params["final_norm"], cfg.norm_eps)
+    x, c_blocks = stack_forward(x, params, cfg, "coda", cfg.n_coda, rope, mask)
+    x, c_n2 = rmsnorm_forward(x, params["final_norm"], cfg.norm_eps)
+    logits, c_out = linear_forward(x, params["embed"].T)                       # (B,T,h) -> (B,T,V)
+    return logits, (c_n1, c_blocks, c_n2, c_out)
+
+
+def check_inputs(cfg, tokens, r, k, state0):
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be a 2-D integer array (B, T), got {tokens.dtype} of shape {tokens.shape}")
+    B, T = tokens.shape
+    if B < 1 or T < 1:
+        raise ValueError(f"tokens must hold at least one token, got shape {tokens.shape}")
+    if T > cfg.max_seq_len:
+        raise ValueError(f"sequence length T={T} is above Config.max_seq_len={cfg.max_seq_len}; "
+                         "shorten the input or build the model with a larger max_seq_len")
+    if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
+        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {tokens.min()} "
+                         f"and max {tokens.max()}")
+    if not isinstance(r, (int, np.integer)) or r < 1:
+        raise ValueError(f"r (recurrences) must be an integer >= 1, got {r!r}")
+    if not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k (backprop steps) must be an integer >= 0, got {k!r}; use k=0 for inference")
+    if state0 is not None and np.shape(state0) != (B, T, cfg.width):
+        raise ValueError(f"state0 must have shape (B, T, h) = {(B, T, cfg.width)}, got {np.shape(state0)}")
+    return tokens
+
+
+def start(params, cfg, tokens, rng, state0):
+    """What every entry point shares: RoPE tables, the causal mask, e from the prelude, and s_0.
+    rng=None draws s_0 from np.random.default_rng(0), so a call without rng is reproducible;
+    pass your own Generator for fresh noise on every call, as the paper does."""
+    T = tokens.shape[1]
+    rope = rope_tables(T, cfg.head_dim, cfg.rope_base, cfg.dtype)
+    mask = causal_mask(T, cfg.dtype)
+    e, c_prelude = prelude_forward(params, cfg, tokens, rope, mask)
+    if state0 is None:
+        state0 = initial_state(cfg, e.shape, rng if rng is not None else np.random.default_rng(0))
+    return rope, mask, e, c_prelude, np.asarray(state0, dtype=cfg.dtype)
+
+
+def forward(params, cfg, tokens, r, k=0, rng=None, state0=None):
+    """tokens (B,T) -> logits (B,T,V) after r iterations of the core. k > 0 keeps what the backward
+    needs for the last min(k, r) iterations; k = 0 is inference and keeps nothing."""
+    tokens = check_inputs(cfg, tokens, r, k, state0)
+    rope, mask, e, c_prelude, s = start(params, cfg, tokens, rng, state0)   # e, s: (B,T,h)
+    # Truncated backprop. The first r - k iterations run and forget: no gradient will flow through
+    # them, so nothing of theirs is kept. Only the last min(k, r) keep their caches. Memory therefore
+    # grows with k, not with r.
+    for i in range(max(r - k, 0)):
+        s, _ = recurrence_step(s, e, params, cfg, rope, mask)
+    step_caches = []
+    for i in range(min(k, r)):
+        s, c = recurrence_step(s, e, params, cfg, rope, mask)
+        step_caches.append(c)
+    logits, c_coda = coda_forward(params, cfg, s, rope, mask)
+    cache = {"cfg": cfg, "shapes": {n: w.shape for n, w in params.items()}, "prelude": c_prelude,
+             "steps": step_caches, "coda": c_coda, "k": k} if k > 0 else None
+    return logits, cache
+
+
+def cross_entropy(logits, targets, mask):
+    """Mean cross-entropy over the positions where mask is true (the answer tokens).
+    logits (B,T,V), targets (B,T) int, mask (B,T) bool -> (loss, dlogits (B,T,V))."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != logits.shape[:2] or np.shape(targets) != logits.shape[:2]:
+        raise ValueError(f"targets and mask must have shape (B, T) = {logits.shape[:2]}, "
+                         f"got {np.shape(targets)} and {mask.shape}")
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError("mask selects no position: the loss would be 0/0; mark at least one answer token")
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))                  # (B,T,V)
+    picked = np.take_along_axis(logp, np.asarray(targets)[..., None], axis=-1)[..., 0]   # (B,T)
+    loss = -(picked * mask).sum() / n
+    # The chain rule starts here: d loss / d logits = (p - onehot(target)) / n at masked positions
+    dlogits = np.exp(logp)
+    np.put_along_axis(dlogits, np.asarray(targets)[..., None],
+                      np.take_along_axis(dlogits, np.asarray(targets)[..., None], axis=-1) - 1.0, axis=-1)
+    dlogits *= (mask / n)[..., None].astype(logits.dtype)
+    return float(loss), dlogits
+
+
+def backward(cache, dlogits):
+    """dlogits (B,T,V) -> grads, a dict with the same keys and shapes as params."""
+    if cache is None:
+        raise ValueError("no cache to backpropagate through: call forward with k >= 1 (k=0 is inference)")
+    cfg = cache["cfg"]
+    grads = {n: np.zeros(s, dlogits.dtype) for n, s in cache["shapes"].items()}
+    c_n1, c_blocks, c_n2, c_out = cache["coda"]
+    dx, dembT = linear_backward(dlogits, c_out)                 # logits = x @ embed^T
+    grads["embed"] += dembT.T
+    dx, dw = rmsnorm_backward(dx, c_n2)                         # x = final_norm(x)
+    grads["final_norm"] += dw
+    dx = stack_backward(dx, c_blocks, grads, "coda")
+    ds, dw = rmsnorm_backward(dx, c_n1)                         # x = final_norm(s_r)
+    grads["final_norm"] += dw                                   # the same norm, used twice
+    # Walk the kept iterations in reverse. e was injected into each of them: its gradient is the sum.
+    de = np.zeros_like(ds)
+    for c in reversed(cache["steps"]):
+        ds, de_i = recurrence_step_backward(ds, c, grads, cfg)
+        de += de_i
+    # ds is now d loss / d s_(r-k). The first r - k iterations kept nothing: the gradient stops here.
+    c_emb, c_blocks = cache["prelude"]
+    dx = stack_backward(de, c_blocks, grads, "prelude")
+    grads["embed"] += embedding_backward(dx, c_emb)             # x = embed[tokens] * sqrt(h)
+    return grads
+
+
+def trace_states(params, cfg, tokens, r, rng=None, state0=None):
+    """Every state s_0 .. s_r of one inference pass, stacked: (r+1, B, T, h). rng as in forward."""
+    tokens = check_inputs(cfg, tokens, r, 0, state0)
+    rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
+    states = [s]
+    for i in range(r):
+        s, _ = recurrence_step(s, e, params, cfg, rope, mask)
+        states.append(s)
+    return np.stack(states)
+
+
+def logits_by_r(params, cfg, tokens, rs, rng=None, state0=None):
+    """Inference at several r in one pass, {r: logits (B,T,V)}: the run to max(rs) passes through every
+    smaller r on its way, so the coda is applied there too. Same s_0 for all, rng as in forward."""
+    tokens = check_inputs(cfg, tokens, max(rs), 0, state0)
+    if min(rs) < 0:
+        raise ValueError(f"every r must be >= 0 (0 decodes s_0 itself), got {sorted(rs)}")
+    rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
+    out = {0: coda_forward(params, cfg, s, rope, mask)[0]} if 0 in rs else {}
+    for i in range(1, max(rs) + 1):
+        s, _ = recurrence_step(s, e, params, cfg, rope, mask)
+        if i in rs:
+            out[i] = coda_forward(params, cfg, s, rope, mask)[0]
+    return out
+
+
+def sample_r(rng, mean_r):
+    """The paper's training distribution of r: tau ~ N(log(mean_r - 1) - sigma^2/2, sigma), sigma = 1/2,
+    r = Poisson(exp(tau)) + 1. E[exp(tau)] = mean_r - 1, so E[r] = mean_r; heavy right tail."""
+    if mean_r < 1:
+        raise ValueError(f"mean_r must be >= 1, got {mean_r}")
+    if mean_r == 1:
+        return 1                                                # no recurrence: the baseline
+    sigma = 0.5
+    tau = rng.normal(math.log(mean_r - 1) - sigma ** 2 / 2, sigma)
+    return int(rng.poisson(math.exp(tau))) + 1
+
+
+# ============================================================================================
+# Optimisation: AdamW, gradient clipping, learning-rate schedule
+# ============================================================================================
+
+def adamw_init(params):
+    return {"m": {n: np.zeros_like(w) for n, w in params.items()},
+            "v": {n: np.zeros_like(w) for n, w in params.items()}, "t": 0}
+
+
+def grad_norm(grads):
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+
+
+def adamw_update(params, grads, opt, lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, clip=1.0):
+    """One AdamW step, in place. Gradients are first scaled so their global norm is at most clip.
+    Weight decay is decoupled (applied to the weight, not the gradient) and skips norm weights."""
+    norm = grad_norm(grads)
+    scale = min(1.0, clip / (norm + 1e-12))
+    b1, b2 = betas
+    opt["t"] += 1
+    c1, c2 = 1 - b1 ** opt["t"], 1 - b2 ** opt["t"]              # bias corrections
+    for n, w in params.items():
+        g = grads[n] * scale
+        m, v = opt["m"][n], opt["v"][n]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * (g * g)
+        if "norm" not in n:
+            w *= 1 - lr * weight_decay
+        w -= (lr / c1) * m / (np.sqrt(v / c2) + eps)
+    return norm
+
+
+def learning_rate(step, total, peak, warmup, final_ratio=0.1):
+    """Linear warmup to peak over `warmup` steps, then cosine decay to peak * final_ratio at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ============================================================================================
+# Checkpoints: one .npz, written atomically, read without pickle, checked against its config
+# ============================================================================================
+
+FORMAT = "rdmini-checkpoint-1"
+
+
+def save_checkpoint(path, params, cfg, **state):
+    """Write params, the config and any training state to one .npz. A state value may be an array,
+    a dict of arrays (e.g. Adam's moments) or anything JSON can hold (step, generator states).
+    Written to a temporary file in the same folder, then renamed: a crash never leaves half a file."""
+    arrays, meta = {}, {"format": FORMAT, "config": dataclasses.asdict(cfg), "json": {}, "dicts": []}
+    for n, w in params.items():
+        arrays["param/" + n] = w
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            arrays["state/" + key] = value
+        elif isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+            meta["dicts"].append(key)
+            arrays.update({f"dict/{key}/{n}": v for n, v in value.items()})
+        else:
+            meta["json"][key] = value
+    arrays["meta"] = np.array(json.dumps(meta))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path):
+    """-> (params, cfg, state). Refuses, with a ValueError saying why, a file that is missing,
+    truncated, not an rdmini checkpoint, or whose arrays do not fit its own config."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {name: z[name] for name in z.files}
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}); "
+                         "delete it or point to another one") from None
+    try:
+        meta = json.loads(str(data.pop("meta")))
+        assert meta["format"] == FORMAT
+        cfg = Config(**meta["config"])
+    except Exception:
+        raise ValueError(f"{path} is not an rdmini checkpoint (no valid 'meta' entry)") from None
+    params = {n[len("param/"):]: w for n, w in data.items() if n.startswith("param/")}
+    expected = param_shapes(cfg)
+    if set(params) != set(expected):
+        raise ValueError(f"checkpoint {path} does not fit its config: parameters "
+                         f"{sorted(set(params) ^ set(expected))} are missing or extra")
+    for n, shape in expected.items():
+        if params[n].shape != shape or params[n].dtype != np.dtype(cfg.dtype):
+            raise ValueError(f"checkpoint {path}: parameter {n} is {params[n].dtype}{params[n].shape}, "
+                             f"its config says {cfg.dtype}{shape}")
+    state = dict(meta["json"])
+    state.update({n[len("state/"):]: w for n, w in data.items() if n.startswith("state/")})
+    for key in meta["dicts"]:
+        prefix = f"dict/{key}/"
+        state[key] = {n[len(prefix):]: w for n, w in data.items() if n.startswith(prefix)}
+    return params, cfg, state
