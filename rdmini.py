@@ -80,8 +80,10 @@ def block_shapes(cfg):
     """One transformer block's weights. 'Sandwich' norms: each sub-layer is normalised on the way in
     and its residual sum on the way out (the paper needed this to keep the loop stable)."""
     h, F = cfg.width, cfg.mlp_hidden
-    return {"attn_norm_in": (h,), "qkv": (h, 3 * h), "proj": (h, h), "attn_norm_out": (h,),
-            "mlp_norm_in": (h,), "up": (h, 2 * F), "down": (F, h), "mlp_norm_out": (h,)}
+    # qkv and up are stacks of matrices that share an input: one product gives q, k and v (gate and
+    # value), each a contiguous array, where one wide matrix would give strided slices that are slow
+    return {"attn_norm_in": (h,), "qkv": (3, h, h), "proj": (h, h), "attn_norm_out": (h,),
+            "mlp_norm_in": (h,), "up": (2, h, F), "down": (F, h), "mlp_norm_out": (h,)}
 
 
 def param_shapes(cfg):
@@ -142,17 +144,21 @@ def embedding_backward(dout, cache):
 
 
 def linear_forward(x, W):
-    # (..., n) @ (n, m): flatten to one 2-D product, one BLAS call instead of one per batch row
-    out = (x.reshape(-1, x.shape[-1]) @ W).reshape(*x.shape[:-1], W.shape[1])   # (..., n) -> (..., m)
-    return out, (x, W)
+    """x (..., n) @ W (n, m) -> (..., m). A stack W (S, n, m) gives S products of the same x: (S, ..., m)."""
+    x2 = x.reshape(-1, x.shape[-1])           # (..., n) -> (N, n): one BLAS call, not one per batch row
+    out = x2 @ W                              # (N, m), or (S, N, m) for a stack
+    return out.reshape(*W.shape[:-2], *x.shape[:-1], W.shape[-1]), (x, W)
 
 
 def linear_backward(dout, cache):
     x, W = cache
-    x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])      # (N, n), (N, m)
+    x2 = x.reshape(-1, x.shape[-1])                          # (N, n)
+    d2 = dout.reshape(*W.shape[:-2], -1, W.shape[-1])        # (N, m), or (S, N, m)
     dW = x2.T @ d2                                           # out = x @ W  ->  dW = x^T dout
-    dx = (d2 @ W.T).reshape(x.shape)                         #              ->  dx = dout W^T
-    return dx, dW
+    dx = d2 @ W.swapaxes(-1, -2)                             #              ->  dx = dout W^T
+    if W.ndim == 3:
+        dx = dx.sum(axis=0)                                  # x fed all S products: sum their gradients
+    return dx.reshape(x.shape), dW
 
 
 def rmsnorm_forward(x, w, eps):
@@ -171,21 +177,22 @@ def rmsnorm_backward(dout, cache):
 
 
 def rope_tables(T, d, base, dtype):
-    """cos and sin of position * frequency, (T, d/2). Made once per forward, used by every attention."""
+    """Rotary position embedding: in each head, features (2j, 2j+1) form a pair, read as one complex
+    number and rotated by the angle position * base^(-2j/d). Attention scores then depend only on
+    how far apart two positions are. Returns e^(i angle), (T, 1, d/2) complex, made once per forward."""
     freq = base ** (-np.arange(0, d, 2) / d)                                  # (d/2,)
-    angle = np.arange(T)[:, None] * freq[None, :]                             # (T, d/2)
-    return np.cos(angle).astype(dtype), np.sin(angle).astype(dtype)
+    angle = np.arange(T)[:, None, None] * freq                                # (T, 1, d/2): 1 for heads
+    return np.exp(1j * angle).astype(np.complex64 if dtype == "float32" else np.complex128)
 
 
-def rope_forward(x, cos, sin):
-    """Rotate each pair (x1[j], x2[j]) of the last axis by the angle of its position and frequency j."""
-    x1, x2 = np.split(x, 2, axis=-1)                                          # (..., T, d/2) each
-    return np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+def rope_forward(x, rot):
+    """x (..., T, H, d) real, contiguous -> x rotated: each pair times e^(i angle), one complex product."""
+    return (x.view(rot.dtype) * rot).view(x.dtype)
 
 
-def rope_backward(dout, cos, sin):
-    # a rotation's transpose is the rotation by minus the angle: cos stays, sin flips sign
-    return rope_forward(dout, cos, -sin)
+def rope_backward(dout, rot):
+    # a rotation's transpose is the rotation by minus the angle: multiply by the conjugate
+    return (dout.view(rot.dtype) * rot.conj()).view(dout.dtype)
 
 
 def causal_mask(T, dtype):
@@ -197,10 +204,11 @@ def attention_forward(x, p, n_heads, rope, mask):
     """Causal multi-head self-attention with RoPE. x (B,T,h) -> (B,T,h)."""
     B, T, h = x.shape
     d = h // n_heads
-    qkv, c_qkv = linear_forward(x, p["qkv"])                                  # (B,T,3h)
-    qkv = qkv.reshape(B, T, 3, n_heads, d).transpose(2, 0, 3, 1, 4)          # (3,B,H,T,d)
-    qk = rope_forward(qkv[:2], *rope)                                         # (2,B,H,T,d)
-    q, k, v = qk[0] * (1.0 / math.sqrt(d)), qk[1], qkv[2]
+    qkv, c_qkv = linear_forward(x, p["qkv"])                                  # (B,T,h) -> (3,B,T,h)
+    qk = rope_forward(qkv[:2].reshape(2, B, T, n_heads, d), rope)             # (2,B,T,H,d): q, k rotated
+    q, k = qk.transpose(0, 1, 3, 2, 4)                                        # (B,H,T,d) each
+    v = qkv[2].reshape(B, T, n_heads, d).transpose(0, 2, 1, 3)                # (B,H,T,d)
+    q = q * (1.0 / math.sqrt(d))
     scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T)
     att = np.exp(scores - scores.max(axis=-1, keepdims=True))
     att /= att.sum(axis=-1, keepdims=True)                                    # softmax over keys
@@ -220,17 +228,18 @@ def attention_backward(dout, cache):
     dscores = att * (datt - np.sum(datt * att, axis=-1, keepdims=True))       # (B,H,T,T)
     dq = (dscores @ k) * (1.0 / math.sqrt(d))                                 # scores = q k^T, q scaled
     dk = dscores.swapaxes(-1, -2) @ q
-    dqk = rope_backward(np.stack([dq, dk]), *rope)                            # qk = rope(qkv[:2])
-    dqkv = np.concatenate([dqk, dv[None]]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * H * d)
+    dqkv = np.stack([dq, dk, dv]).transpose(0, 1, 3, 2, 4).copy()             # (3,B,T,H,d)
+    dqkv[:2] = rope_backward(dqkv[:2], rope)                                  # qk = rope(qkv[:2])
+    dqkv = dqkv.reshape(3, B, T, H * d)                                       # (3,B,T,h)
     dx, dqkv_w = linear_backward(dqkv, c_qkv)                                 # qkv = x @ qkv_w
     return dx, {"qkv": dqkv_w, "proj": dproj}
 
 
 def swiglu_forward(x, p):
     """SwiGLU MLP, as in Huginn: down(silu(x @ W_gate) * (x @ W_value)). x (B,T,h) -> (B,T,h)."""
-    up, c_up = linear_forward(x, p["up"])                                     # (B,T,2F)
-    a, b = np.split(up, 2, axis=-1)                                           # gate, value (B,T,F)
-    sig = 0.5 + 0.5 * np.tanh(0.5 * a)                                        # sigmoid(a), no overflow
+    (a, b), c_up = linear_forward(x, p["up"])                                 # gate, value: (2,B,T,F)
+    with np.errstate(over="ignore"):          # exp(-a) = inf for a < -88 in float32; 1 / inf = 0 is right
+        sig = 1.0 / (1.0 + np.exp(-a))                                        # sigmoid(a)
     act = a * sig * b
     out, c_down = linear_forward(act, p["down"])                              # (B,T,F) -> (B,T,h)
     return out, (c_up, c_down, a, b, sig)
@@ -241,7 +250,7 @@ def swiglu_backward(dout, cache):
     dact, ddown = linear_backward(dout, c_down)                               # out = act @ down
     db = dact * a * sig                                                       # act = silu(a) * b
     da = dact * b * sig * (1.0 + a * (1.0 - sig))                             # silu'(a) = sig (1 + a (1 - sig))
-    dx, dup = linear_backward(np.concatenate([da, db], axis=-1), c_up)        # up = x @ up_w
+    dx, dup = linear_backward(np.stack([da, db]), c_up)                       # (a, b) = x @ up_w
     return dx, {"up": dup, "down": ddown}
 
 

@@ -23,14 +23,16 @@ import os
 import signal
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
 import rdmini
 
-VOCAB = "0123456789+-*=."              # '.' pads problems shorter than the batch's longest
+VOCAB = "0123456789+-*=?."             # '?' marks where an answer goes; '.' pads short problems
 PAD = VOCAB.index(".")
 TOKEN = {c: i for i, c in enumerate(VOCAB)}
+TASKS = ("running", "addition")
 EVAL_SEED = 2025                       # held-out problems come from their own stream, the same in every run
 R_VALUES = (1, 2, 3, 4, 6, 8, 16, 32, 64)
 
@@ -49,53 +51,89 @@ def running_values(problem):
     return "".join(str(v) for v in out)
 
 
-def random_problems(rng, count, n_ops):
-    """count problems of exactly n_ops operations each, e.g. '3+5*2-7' for n_ops = 3."""
+def sum_digits(problem):
+    """The second task's truth: "583104+090217" -> "0673321", the sum with one more digit, most significant first."""
+    a, b = problem.split("+")
+    return str(int(a) + int(b)).zfill(len(a) + 1)
+
+
+def random_problems(rng, count, n_ops, task="running"):
+    """running: count problems of exactly n_ops operations, e.g. '3+5*2-7' for n_ops = 3.
+    addition: count sums of two n_ops-digit numbers; half of them with a planted carry chain (digits that
+    sum to 9 below a pair that carries), which uniform digits almost never produce."""
+    if task == "addition":
+        a, b = rng.integers(0, 10, size=(2, count, n_ops))
+        for i in np.flatnonzero(rng.random(count) < 0.5):
+            lo, hi = sorted(rng.choice(n_ops + 1, size=2, replace=False))
+            if hi - lo >= 2:               # digits lo..hi-2 sum to 9 and pass on the carry made at hi-1
+                a[i, lo:hi] = rng.integers(0, 10, size=hi - lo)
+                b[i, lo:hi] = 9 - a[i, lo:hi]
+                a[i, hi - 1], b[i, hi - 1] = rng.integers(5, 10), rng.integers(5, 10)
+        return ["".join(map(str, x)) + "+" + "".join(map(str, y)) for x, y in zip(a, b)]
     digits = rng.integers(0, 10, size=(count, n_ops + 1))
     ops = rng.integers(0, 3, size=(count, n_ops))
     return ["".join(str(d) + "+-*"[o] for d, o in zip(ds, os_)) + str(ds[-1]) for ds, os_ in zip(digits, ops)]
 
 
-def encode(problems, T=None):
-    """Problems -> tokens (B,T), targets (B,T), mask (B,T): the answer under every operand, padded to T."""
-    T = T or max(len(p) for p in problems)
+def layout(problem, task="running"):
+    """What the model reads and where its answers go: (input string, answer string, answer positions).
+    running: the answers sit under the operands. addition: after '=', one '?' per answer digit."""
+    if task == "addition":
+        answer = sum_digits(problem)
+        text = problem + "=" + "?" * len(answer)
+        return text, answer, range(len(text) - len(answer), len(text))
+    return problem, running_values(problem), range(0, len(problem), 2)
+
+
+def encode(problems, T=None, task="running"):
+    """Problems -> tokens (B,T), targets (B,T), mask (B,T): the answers at their positions, padded to T."""
+    laid = [layout(p, task) for p in problems]
+    T = T or max(len(text) for text, _, _ in laid)
     tokens = np.full((len(problems), T), PAD, dtype=np.int64)
     targets = np.zeros((len(problems), T), dtype=np.int64)
     mask = np.zeros((len(problems), T), dtype=bool)
-    for b, p in enumerate(problems):
-        tokens[b, :len(p)] = [TOKEN[c] for c in p]
-        targets[b, 0:len(p):2] = [int(v) for v in running_values(p)]
-        mask[b, 0:len(p):2] = True
+    for b, (text, answer, where) in enumerate(laid):
+        tokens[b, :len(text)] = [TOKEN[c] for c in text]
+        targets[b, list(where)] = [int(v) for v in answer]
+        mask[b, list(where)] = True
     return tokens, targets, mask
 
 
-def make_batch(rng, batch_size, n_ops):
-    """A training batch: each problem has between 1 and n_ops operations, so short chains are learnt
-    alongside long ones. -> tokens, targets, mask, each (B, 2 * n_ops + 1)."""
+def make_batch(rng, batch_size, n_ops, task="running"):
+    """A training batch -> tokens, targets, mask, each (B, T). running: each problem has between 1 and
+    n_ops operations, so short chains are learnt alongside long ones, T = 2 * n_ops + 1."""
+    if task == "addition":
+        return encode(random_problems(rng, batch_size, n_ops, task), task=task)
     lengths = rng.integers(1, n_ops + 1, size=batch_size)
     problems = [random_problems(rng, 1, int(n))[0] for n in lengths]
     return encode(problems, T=2 * n_ops + 1)
 
 
-def check_problem(problem, cfg):
+def check_problem(problem, cfg, task="running"):
     """A clear error for a problem the model cannot read, instead of a traceback deep in numpy."""
     if not problem:
         raise ValueError("the problem is empty; write one like 3+5*2-7")
-    bad = sorted(set(problem) - set("0123456789+-*"))
+    allowed = "0123456789+" if task == "addition" else "0123456789+-*"
+    bad = sorted(set(problem) - set(allowed))
     if bad:
         raise ValueError(f"the problem {problem!r} has characters {bad} the model does not know; "
-                         "use single digits 0-9 and the operators + - *")
-    if len(problem) % 2 == 0 or not problem[0::2].isdigit() or any(c.isdigit() for c in problem[1::2]):
+                         f"use the characters {allowed}")
+    if task == "addition":
+        parts = problem.split("+")
+        if len(parts) != 2 or not parts[0] or len(parts[0]) != len(parts[1]):
+            raise ValueError(f"the problem {problem!r} must be two numbers of equal width, e.g. 583104+090217")
+    elif len(problem) % 2 == 0 or not problem[0::2].isdigit() or any(c.isdigit() for c in problem[1::2]):
         raise ValueError(f"the problem {problem!r} must alternate digit, operator, digit, ... "
                          "(single digits, e.g. 3+5*2-7)")
-    if len(problem) > cfg.max_seq_len:
-        raise ValueError(f"the problem has {len(problem)} characters; this model reads at most {cfg.max_seq_len}")
+    length = len(layout(problem, task)[0])
+    if length > cfg.max_seq_len:
+        raise ValueError(f"the problem takes {length} tokens; this model reads at most {cfg.max_seq_len}")
 
 
-def predict(params, cfg, problem, r, rng=None):
-    """The model's running values for one problem after r iterations, e.g. '3869'."""
-    check_problem(problem, cfg)
-    tokens, _, mask = encode([problem])
+def predict(params, cfg, problem, r, rng=None, task="running"):
+    """The model's answer for one problem after r iterations: the running values, e.g. '3869'."""
+    check_problem(problem, cfg, task)
+    tokens, _, mask = encode([problem], task=task)
     logits, _ = rdmini.forward(params, cfg, tokens, r, rng=rng)
     return "".join(str(d) for d in logits[0].argmax(-1)[mask[0]])
 
@@ -104,9 +142,9 @@ def predict(params, cfg, problem, r, rng=None):
 # Evaluation: accuracy for every r, from one pass that decodes the state at each r on its way
 # ============================================================================================
 
-def evaluate(params, cfg, problems, rs, chunk=500):
-    """-> {r: (all-right accuracy, accuracy per operand position, predictions)} on equal-length problems."""
-    tokens, targets, mask = encode(problems)
+def evaluate(params, cfg, problems, rs, task="running", chunk=500):
+    """-> {r: (all-right accuracy, accuracy per answer position, predictions)} on equal-length problems."""
+    tokens, targets, mask = encode(problems, task=task)
     right = {r: [] for r in rs}
     preds = {r: [] for r in rs}
     for i in range(0, len(problems), chunk):
@@ -124,36 +162,40 @@ def evaluate(params, cfg, problems, rs, chunk=500):
     return out
 
 
-def print_table(title, result):
+def print_table(title, result, label="op"):
     n_pos = len(next(iter(result.values()))[1])
     print(f"\n{title}")
-    print("   r | all right | " + " ".join(f"op{j:<2d}" for j in range(n_pos)))
+    print("   r | all right | " + " ".join(f"{label}{j:<2d}" for j in range(n_pos)))
     for r, (acc, pos, _) in result.items():
         print(f"{r:4d} |   {acc:6.3f}  | " + " ".join(f"{a:4.2f}" for a in pos))
 
 
 def final_report(params, cfg, args, out_dir, extra):
-    """Accuracy by r on 2,000 held-out problems, longer problems, wrong answers; printed and saved."""
+    """Accuracy by r on held-out problems of the trained size and longer ones, wrong answers;
+    printed, and saved to results.json in the run folder."""
+    task = args.task
     rng = np.random.default_rng(EVAL_SEED)
-    problems = random_problems(rng, args.eval_problems, args.n_ops)
+    problems = random_problems(rng, args.eval_problems, args.n_ops, task)
     longer_ops = args.n_ops + 4
-    longer_problems = random_problems(rng, args.eval_problems // 4, longer_ops)
-    if 2 * longer_ops + 1 > cfg.max_seq_len:
+    longer_problems = random_problems(rng, max(1, args.eval_problems // 4), longer_ops, task)
+    if len(layout(longer_problems[0], task)[0]) > cfg.max_seq_len:
         longer_problems = []
-    main = evaluate(params, cfg, problems, R_VALUES)
-    print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} operations "
-                "(all right = every running value right; opJ = the value under operand J)", main)
-    results = {"n_ops": args.n_ops, **extra,
+    label, unit = ("op", "operations") if task == "running" else ("d", "digits per number")
+    main = evaluate(params, cfg, problems, R_VALUES, task)
+    print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} {unit} (all right = every "
+                f"answer right; {label}J = the answer at position J)", main, label)
+    results = {"task": task, "n_ops": args.n_ops, **extra,
                "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
                "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}}
     if longer_problems:
-        longer = evaluate(params, cfg, longer_problems, R_VALUES)
-        print_table(f"Longer than trained: {len(longer_problems)} problems with {longer_ops} operations", longer)
+        longer = evaluate(params, cfg, longer_problems, R_VALUES, task)
+        print_table(f"Longer than trained: {len(longer_problems)} problems with {longer_ops} {unit}", longer, label)
         results["longer"] = {"n_ops": longer_ops,
                              "accuracy_by_r": {str(r): v[0] for r, v in longer.items()},
                              "position_accuracy_by_r": {str(r): v[1] for r, v in longer.items()}}
-    r_show = 8 if 8 in main else max(main)
-    wrong = [(p, running_values(p), g) for p, g in zip(problems, main[r_show][2]) if g != running_values(p)]
+    r_show = 8
+    truths = [layout(p, task)[1] for p in problems]
+    wrong = [(p, t, g) for p, t, g in zip(problems, truths, main[r_show][2]) if g != t]
     print(f"\nWrong answers at r = {r_show}: {len(wrong)} of {len(problems)}")
     for p, truth, guess in wrong[:5]:
         print(f"  problem {p}   truth {truth}   prediction {guess}")
@@ -165,13 +207,185 @@ def final_report(params, cfg, args, out_dir, extra):
 
 
 # ============================================================================================
+# Benchmark (--bench): the step's speed against this machine's own matmul rate, memory against r and k
+# ============================================================================================
+
+def count_flops(cfg, B, T, r, k):
+    """Matrix-multiply FLOPs of one training step (2 per multiply-add), counted from the shapes.
+    Forward: prelude, r core iterations, coda. Backward: twice the forward of what it walks back through
+    (the input's and the weight's gradient), i.e. prelude, the last min(k, r) iterations and coda.
+    Elementwise work (norms, softmax, RoPE) is left out: it is not what a matmul unit measures."""
+    N, h, F, H, d, V = B * T, cfg.width, cfg.mlp_hidden, cfg.n_heads, cfg.head_dim, cfg.vocab_size
+    block = 2 * N * h * 3 * h + 2 * N * h * h + 2 * N * h * 2 * F + 2 * N * F * h   # qkv, proj, up, down
+    block += 2 * (2 * B * H * T * T * d)                                               # q k^T and att v
+    adapter = 2 * N * 2 * h * h if cfg.injection == "concat" else 0
+    step = cfg.n_core * block + adapter
+    outside = (cfg.n_prelude + cfg.n_coda) * block + 2 * N * h * V                    # + unembedding
+    forward = outside + r * step
+    backward = 2 * (outside + min(k, r) * step)
+    return {"forward": forward, "backward": backward, "total": forward + backward}
+
+
+def median_seconds(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def matmul_rate(m, n, p, repeats):
+    """GFLOP/s of a float32 (m, n) @ (n, p) product, median over repeats."""
+    a = np.random.default_rng(0).standard_normal((m, n)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((n, p)).astype(np.float32)
+    a @ b
+    return 2 * m * n * p / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+class SectionTimer:
+    """Wraps some of rdmini's functions from outside and adds up the time spent in each, exclusive of the
+    wrapped functions it calls, so the model code carries no timing code."""
+    SECTIONS = {"attention": ["attention_forward", "attention_backward"],
+                "MLP": ["swiglu_forward", "swiglu_backward"],
+                "norms": ["rmsnorm_forward", "rmsnorm_backward"],
+                "adapter (injection)": ["recurrence_step", "recurrence_step_backward"],
+                "block residuals, gradient sums": ["block_forward", "block_backward", "stack_forward",
+                                                   "stack_backward"],
+                "embedding, unembedding, loss": ["embedding_forward", "embedding_backward", "coda_forward",
+                                                 "cross_entropy", "backward", "forward", "start"],
+                "optimizer": ["adamw_update"]}
+
+    def __init__(self):
+        self.total, self.stack, self.saved = {}, [], {}
+
+    def wrap(self, module, name, section):
+        fn = getattr(module, name)
+        self.saved[(module, name)] = fn
+
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            self.stack.append(0.0)
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent = time.perf_counter() - t
+                inner = self.stack.pop()
+                self.total[section] = self.total.get(section, 0.0) + spent - inner
+                if self.stack:
+                    self.stack[-1] += spent
+        setattr(module, name, timed)
+
+    def __enter__(self):
+        for section, names in self.SECTIONS.items():
+            for name in names:
+                self.wrap(rdmini, name, section)
+        self.wrap(sys.modules[__name__], "make_batch", "data")
+        return self
+
+    def __exit__(self, *exc):
+        for (module, name), fn in self.saved.items():
+            setattr(module, name, fn)
+
+
+def peak_memory(params, cfg, args, r, k):
+    """Peak bytes numpy allocates during one forward + backward (tracemalloc sees numpy's buffers)."""
+    tokens, targets, mask = make_batch(np.random.default_rng(0), args.batch, args.n_ops)
+    tracemalloc.start()
+    logits, cache = rdmini.forward(params, cfg, tokens, r, k, rng=np.random.default_rng(0))
+    grads = rdmini.backward(cache, rdmini.cross_entropy(logits, targets, mask)[1])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del grads, cache
+    return peak
+
+
+def bench(args):
+    """Time the default training step; compare with the machine's matmul rate; memory vs r and k."""
+    args.n_ops = args.n_ops or 8
+    cfg = make_config(args)
+    params = rdmini.init_params(cfg, args.seed)
+    opt = rdmini.adamw_init(params)
+    rng = np.random.default_rng(args.seed)
+    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, 2 * args.n_ops + 1
+
+    def step():
+        tokens, targets, mask = make_batch(rng, B, args.n_ops)
+        logits, cache = rdmini.forward(params, cfg, tokens, r, k, rng=rng)
+        loss, dlogits = rdmini.cross_entropy(logits, targets, mask)
+        rdmini.adamw_update(params, rdmini.backward(cache, dlogits), opt, 1e-4)
+    step()                                                          # warm-up
+    seconds = median_seconds(step, args.bench_steps)
+    flops = count_flops(cfg, B, T, r, k)
+    big = matmul_rate(2048, 2048, 2048, max(3, args.bench_steps // 4))
+    own = matmul_rate(B * T, cfg.width, 2 * cfg.mlp_hidden, max(20, args.bench_steps))
+    with SectionTimer() as timer:                                   # where the time goes
+        for _ in range(max(3, args.bench_steps // 2)):
+            step()
+    # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
+    # remains is the interpreter and numpy's per-call cost, paid the same at any size.
+    tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "batch": 1, "n_ops": 1})
+    tiny_cfg = make_config(tiny)
+    tiny_params = rdmini.init_params(tiny_cfg, 0)
+    tiny_opt = rdmini.adamw_init(tiny_params)
+
+    def tiny_step():
+        tokens, targets, mask = make_batch(rng, 1, 1)
+        logits, cache = rdmini.forward(tiny_params, tiny_cfg, tokens, r, k, rng=rng)
+        rdmini.adamw_update(tiny_params, rdmini.backward(cache, rdmini.cross_entropy(logits, targets, mask)[1]),
+                            tiny_opt, 1e-4)
+    tiny_step()
+    overhead = median_seconds(tiny_step, args.bench_steps)
+    memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
+              "k_at_r16": {str(kk): peak_memory(params, cfg, args, 16, kk) for kk in (1, 4, 16)}}
+    achieved = flops["total"] / seconds / 1e9
+    total_timed = sum(timer.total.values())
+    result = {
+        "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
+                    "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")},
+        "config": {"batch": B, "T": T, "r": r, "k": k, "width": cfg.width, "n_core": cfg.n_core},
+        "seconds_per_step": seconds, "tokens_per_second": B * T / seconds,
+        "flops_per_step": flops, "achieved_gflops": achieved,
+        "matmul_gflops_2048": big, "matmul_gflops_model_shape": own,
+        "model_shape": [B * T, cfg.width, 2 * cfg.mlp_hidden],
+        "mfu_vs_2048": achieved / big, "mfu_vs_model_shape": achieved / own,
+        "python_overhead_seconds": overhead, "python_overhead_share": overhead / seconds,
+        "time_share": {s: t / total_timed for s, t in sorted(timer.total.items(), key=lambda x: -x[1])},
+        "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
+    }
+    print(f"Training step, batch {B} x T {T}, r = {r}, k = {k}, width {cfg.width}: "
+          f"{seconds * 1000:.1f} ms (median of {args.bench_steps}), {B * T / seconds:,.0f} tokens/s")
+    print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G "
+          f"(forward {flops['forward'] / 1e9:.2f} G, backward {flops['backward'] / 1e9:.2f} G) "
+          f"-> {achieved:.1f} GFLOP/s")
+    print(f"This machine's float32 matmul: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s at the model's "
+          f"shape {B * T}x{cfg.width} @ {cfg.width}x{2 * cfg.mlp_hidden}")
+    print(f"MFU: {100 * achieved / big:.1f}% of the large matmul, {100 * achieved / own:.1f}% of the "
+          "model-shape matmul")
+    print(f"Python overhead (same step, tiny model): {overhead * 1000:.1f} ms = {100 * overhead / seconds:.1f}% of the step")
+    print("Where the step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
+    for s, share in result["time_share"].items():
+        print(f"  {s:30s} {100 * share:5.1f}%")
+    print("Peak memory of one training step (tracemalloc):")
+    for rr, b in memory["r_at_k"].items():
+        print(f"  r = {rr:>2}, k = 4 : {b / 2**20:7.1f} MiB")
+    for kk, b in memory["k_at_r16"].items():
+        print(f"  r = 16, k = {kk:>2}: {b / 2**20:7.1f} MiB")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"Saved {os.path.join(args.out, 'bench.json')}")
+    return result
+
+
+# ============================================================================================
 # Training
 # ============================================================================================
 
 def make_config(args):
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
-                         max_seq_len=max(64, 2 * args.n_ops + 9), mean_r=args.mean_r, backprop_k=args.k)
+                         max_seq_len=max(64, 3 * args.n_ops + 15), mean_r=args.mean_r, backprop_k=args.k)
 
 
 def save(path, params, cfg, opt, step, rngs, args):
@@ -181,7 +395,7 @@ def save(path, params, cfg, opt, step, rngs, args):
 
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
-RUN_KEYS = ("steps", "n_ops", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
+RUN_KEYS = ("task", "steps", "n_ops", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
             "max_r", "weight_decay")
 
 
@@ -189,7 +403,11 @@ def load(path, args):
     params, cfg, state = rdmini.load_checkpoint(path)
     if "run" not in state:
         raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
-    if not args.eval_only:
+    if args.eval_only:                  # evaluate what was trained, unless told another size
+        args.task = state["run"]["task"]
+        args.n_ops = args.n_ops or state["run"]["n_ops"]
+    else:
+        args.n_ops = args.n_ops or state["run"]["n_ops"]
         differ = [k for k in RUN_KEYS if k != "steps" and state["run"].get(k) != getattr(args, k)]
         if differ:
             raise ValueError(f"{path} was trained with different settings ({', '.join(differ)}); "
@@ -211,6 +429,7 @@ def train(args):
             g.bit_generator.state = state["rngs"][n]
         print(f"Loaded {path} at step {step}")
     else:
+        args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
         cfg = make_config(args)
         params = rdmini.init_params(cfg, args.seed)
         opt, step = rdmini.adamw_init(params), 0
@@ -220,18 +439,21 @@ def train(args):
     total = args.steps
     print(f"Training {n_params:,} parameters: {cfg.n_prelude} prelude + {cfg.n_core} core x r + {cfg.n_coda} "
           f"coda blocks, width {cfg.width}; r ~ mean {args.mean_r} (at most {args.max_r}), k = {args.k}; "
-          f"{total} steps of {args.batch} problems with up to {args.n_ops} operations")
+          f"{total} steps of {args.batch} {args.task} problems of size up to {args.n_ops}")
 
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))     # finish the step, save, exit
-    quick = random_problems(np.random.default_rng(EVAL_SEED + 1), 256, args.n_ops)
-    t0, tokens_seen, step_in_run, last_good = time.time(), 0, 0, None
+    quick = random_problems(np.random.default_rng(EVAL_SEED + 1), 256, args.n_ops, args.task)
+    t0, tokens_seen, step_in_run, last_good, log = time.time(), 0, 0, None, []
     while step < total and not stop["now"]:
+        if args.stop_at is not None and step >= args.stop_at:
+            stop["now"] = True                  # as if interrupted here: the resume test uses this
+            break
         if args.minutes and time.time() - t0 > 60 * args.minutes:
             print(f"Time budget of {args.minutes} minutes reached at step {step}")
             break
         r = min(rdmini.sample_r(rngs["r"], args.mean_r), args.max_r)
-        tokens, targets, mask = make_batch(rngs["data"], args.batch, args.n_ops)
+        tokens, targets, mask = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
         logits, cache = rdmini.forward(params, cfg, tokens, r, args.k, rng=rngs["noise"])
         loss, dlogits = rdmini.cross_entropy(logits, targets, mask)
         grads = rdmini.backward(cache, dlogits)
@@ -246,12 +468,13 @@ def train(args):
         step_in_run += 1
         tokens_seen += tokens.size
         if step % args.log_every == 0 or step == total:
-            acc = evaluate(params, cfg, quick, [args.r])[args.r][0]
+            acc = evaluate(params, cfg, quick, [args.r], args.task)[args.r][0]
+            log.append({"step": step, "loss": round(loss, 4), "r": r, "accuracy": acc})
             el = time.time() - t0
             left = el / step_in_run * (total - step)
             print(f"step {step:5d}/{total} | loss {loss:.4f} | r {r:2d} | held-out all right {acc:.3f} at r={args.r}"
                   f" | {tokens_seen / el:6.0f} tok/s | {el:4.0f}s elapsed, {left:4.0f}s left", flush=True)
-        if step % args.save_every == 0 or step == total or stop["now"]:
+        if step % args.save_every == 0:
             save(path, params, cfg, opt, step, rngs, args)
             last_good = step
     if stop["now"]:
@@ -262,7 +485,7 @@ def train(args):
     print(f"Trained {step} steps in {wall:.0f} s")
     save(path, params, cfg, opt, step, rngs, args)
     return final_report(params, cfg, args, out_dir, {"step": step, "train_seconds": round(wall, 1),
-                                                     "params": n_params})
+                                                     "params": n_params, "log": log})
 
 
 def parse_args(argv):
@@ -270,7 +493,10 @@ def parse_args(argv):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=3000, help="total training steps (a resumed run stops here too)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
-    p.add_argument("--n-ops", type=int, default=8, help="most operations per training problem")
+    p.add_argument("--task", choices=TASKS, default="running",
+                   help="running: running values of a chain mod 10; addition: forward-order sums")
+    p.add_argument("--n-ops", type=int, default=None,
+                   help="most operations per problem (running, default 8) or digits per number (addition, default 6)")
     p.add_argument("--mean-r", type=float, default=8.0, help="mean recurrences per step (1 = no recurrence)")
     p.add_argument("--max-r", type=int, default=32, help="cap on the r drawn per step")
     p.add_argument("--k", type=int, default=4, help="backprop through the last k iterations")
@@ -285,16 +511,21 @@ def parse_args(argv):
     p.add_argument("--r", type=int, default=8, help="test-time r for the progress line")
     p.add_argument("--out", default=os.path.join("runs", "toy"), help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--stop-at", type=int, default=None, help="stop and save at this step, as Ctrl-C would")
     p.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint in --out")
     p.add_argument("--log-every", type=int, default=100, help="steps between progress lines")
     p.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table")
+    p.add_argument("--bench", action="store_true", help="measure speed and memory instead of training")
+    p.add_argument("--bench-steps", type=int, default=20, help="timed steps in --bench")
     args = p.parse_args(argv)
-    for name, low in (("steps", 1), ("n_ops", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
+    for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
                       ("heads", 1), ("core", 1), ("batch", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
                       ("eval_problems", 1)):
         if getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    if args.n_ops is not None and args.n_ops < 1:
+        p.error(f"--n-ops must be >= 1, got {args.n_ops}")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
     return args
@@ -303,6 +534,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
+        if args.bench:
+            return bench(args)
         train(args)
     except ValueError as err:          # bad checkpoints and bad settings: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
