@@ -256,6 +256,9 @@ def swiglu_backward(dout, cache):
 
 def block_forward(x, p, cfg, rope, mask):
     """Huginn's sandwich block: x = n2(attn(n1(x)) + x); x = n4(mlp(n3(x)) + x). x (B,T,h) -> (B,T,h)."""
+    # Why sandwich: on the toy task (train_toy.py defaults, seed 0) it beat pre-norm blocks with the state
+    # RMS-normalised after each core pass: 29% vs 22% of held-out 8-operation problems right at step
+    # 1000, 32% vs 22% after the same ~405 s of training, although its steps cost ~20% more.
     eps = cfg.norm_eps
     a, c1 = rmsnorm_forward(x, p["attn_norm_in"], eps)
     a, c2 = attention_forward(a, p, cfg.n_heads, rope, mask)
@@ -420,17 +423,20 @@ def cross_entropy(logits, targets, mask):
     if mask.shape != logits.shape[:2] or np.shape(targets) != logits.shape[:2]:
         raise ValueError(f"targets and mask must have shape (B, T) = {logits.shape[:2]}, "
                          f"got {np.shape(targets)} and {mask.shape}")
+    targets = np.asarray(targets)
+    if not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0 or targets.max() >= logits.shape[-1]:
+        raise ValueError(f"targets must be integers in [0, {logits.shape[-1]}) (token ids), "
+                         f"got {targets.dtype} from {targets.min()} to {targets.max()}")
     n = int(mask.sum())
     if n == 0:
         raise ValueError("mask selects no position: the loss would be 0/0; mark at least one answer token")
     z = logits - logits.max(axis=-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))                  # (B,T,V)
-    picked = np.take_along_axis(logp, np.asarray(targets)[..., None], axis=-1)[..., 0]   # (B,T)
+    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]    # (B,T)
     loss = -(picked * mask).sum() / n
     # The chain rule starts here: d loss / d logits = (p - onehot(target)) / n at masked positions
     dlogits = np.exp(logp)
-    np.put_along_axis(dlogits, np.asarray(targets)[..., None],
-                      np.take_along_axis(dlogits, np.asarray(targets)[..., None], axis=-1) - 1.0, axis=-1)
+    np.put_along_axis(dlogits, targets[..., None], np.exp(picked)[..., None] - 1.0, axis=-1)
     dlogits *= (mask / n)[..., None].astype(logits.dtype)
     return float(loss), dlogits
 
@@ -475,7 +481,7 @@ def trace_states(params, cfg, tokens, r, rng=None, state0=None):
 def logits_by_r(params, cfg, tokens, rs, rng=None, state0=None):
     """Inference at several r in one pass, {r: logits (B,T,V)}: the run to max(rs) passes through every
     smaller r on its way, so the coda is applied there too. Same s_0 for all, rng as in forward."""
-    tokens = check_inputs(cfg, tokens, max(rs), 0, state0)
+    tokens = check_inputs(cfg, tokens, max(max(rs), 1), 0, state0)
     if min(rs) < 0:
         raise ValueError(f"every r must be >= 0 (0 decodes s_0 itself), got {sorted(rs)}")
     rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
@@ -582,16 +588,25 @@ def load_checkpoint(path):
     """-> (params, cfg, state). Refuses, with a ValueError saying why, a file that is missing,
     truncated, not an rdmini checkpoint, or whose arrays do not fit its own config."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):          # a lone .npy array, not an archive
+            raise ValueError(f"{path} is not an rdmini checkpoint (a single array, not an .npz archive)")
+        with z:
             data = {name: z[name] for name in z.files}
     except FileNotFoundError:
         raise ValueError(f"checkpoint {path} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+    except ValueError as err:
+        if "rdmini" in str(err):
+            raise
+        raise ValueError(f"checkpoint {path} is corrupt or truncated ({err}); "
+                         "delete it or point to another one") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise ValueError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}); "
                          "delete it or point to another one") from None
     try:
         meta = json.loads(str(data.pop("meta")))
-        assert meta["format"] == FORMAT
+        if meta["format"] != FORMAT or not isinstance(meta["json"], dict) or not isinstance(meta["dicts"], list):
+            raise ValueError("unknown format")
         cfg = Config(**meta["config"])
     except Exception:
         raise ValueError(f"{path} is not an rdmini checkpoint (no valid 'meta' entry)") from None
@@ -610,3 +625,223 @@ def load_checkpoint(path):
         prefix = f"dict/{key}/"
         state[key] = {n[len(prefix):]: w for n, w in data.items() if n.startswith(prefix)}
     return params, cfg, state
+
+
+# ======================== Inference: KV cache, cache sharing, adaptive exit ========================
+# forward() recomputes every position at every step. To read a sequence as it arrives, one token at a
+# time, each attention layer keeps the keys (already rotated by RoPE) and values of every position it has
+# seen, and a new token only computes its own q, k, v: the "KV cache". A recurrent-depth model has one
+# such layer per prelude block, per coda block, and per core block AND core step, so without sharing the
+# cache grows with r. Sharing gives the core a budget of m slots: step i (counted from 0) reads and writes
+# slot i % m, so a later token reading an earlier one at step i finds that token's entry of the last step
+# with the same i % m. With m >= r every step has its own slot and nothing changes.
+# Adaptive exit lets each token stop when it has converged; a later token that reads it at a deeper step
+# then reads its latest (deepest) entry. Shapes: t new positions, c cache capacity, m' = min(r, m) slots.
+
+def new_cache(cfg, batch, r, m=None, capacity=None, rng=None):
+    """An empty KV cache for `batch` sequences of up to `capacity` positions (default max_seq_len), for a
+    model run with r core steps and a budget of m core slots (None: m = r, no sharing). It also keeps the
+    final state s of every position (continuous chain of thought starts from it) and the rng that feed()
+    draws s_0 from when it is given no state0 (default np.random.default_rng(0): reproducible)."""
+    if not isinstance(r, (int, np.integer)) or r < 1:
+        raise ValueError(f"r (recurrences) must be an integer >= 1, got {r!r}")
+    m = r if m is None else m
+    if not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m (cache budget, core slots) must be an integer >= 1 or None, got {m!r}")
+    capacity = cfg.max_seq_len if capacity is None else capacity
+    if not 1 <= capacity <= cfg.max_seq_len:
+        raise ValueError(f"cache capacity must lie in [1, Config.max_seq_len={cfg.max_seq_len}], got {capacity}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+
+    def kv(*layers):         # 2: keys and values; one (B,H,c,d) array of each per attention layer
+        return np.zeros((*layers, 2, batch, cfg.n_heads, capacity, cfg.head_dim), cfg.dtype)
+    return {"prelude": kv(cfg.n_prelude),                       # (n_prelude,2,B,H,c,d)
+            "core": kv(min(r, m), cfg.n_core),                  # (m',n_core,2,B,H,c,d): the only part that grows with r
+            "coda": kv(cfg.n_coda),                             # (n_coda,2,B,H,c,d)
+            "state": np.zeros((batch, capacity, cfg.width), cfg.dtype),   # (B,c,h): final s of each position
+            "rope": rope_tables(capacity, cfg.head_dim, cfg.rope_base, cfg.dtype),   # (c,1,d/2)
+            "length": 0, "r": int(r), "m": int(m), "rng": rng if rng is not None else np.random.default_rng(0)}
+
+
+def cache_bytes(cache):
+    """Bytes of the keys and values the cache holds (allocated for its whole capacity):
+    2 * (n_prelude + n_coda + n_core * min(r, m)) * B * capacity * h * itemsize."""
+    return sum(cache[stage].nbytes for stage in ("prelude", "core", "coda"))
+
+
+def attention_step(x, p, n_heads, rot, kv, t0, write=None):
+    """attention_forward for new positions t0 .. t0+t-1 only, with earlier positions read from the cache.
+    x (B,t,h) -> (B,t,h); kv (2,B,H,c,d) is this layer's cache, rot (t,1,d/2) the new positions' RoPE rows.
+    The new keys and values are written first (only where write (B,t) is true; None: everywhere), then
+    the new queries attend to the cache up to their own position: what they read is what the cache holds,
+    so a token that exited early is read through the entry it left there."""
+    B, t, h = x.shape
+    d, end = h // n_heads, t0 + t
+    qkv, _ = linear_forward(x, p["qkv"])                                      # (B,t,h) -> (3,B,t,h)
+    qk = rope_forward(qkv[:2].reshape(2, B, t, n_heads, d), rot)             # (2,B,t,H,d): absolute positions
+    new = np.stack([qk[0], qk[1], qkv[2].reshape(B, t, n_heads, d)]).transpose(0, 1, 3, 2, 4)   # (3,B,H,t,d)
+    slot = kv[:, :, :, t0:end]                                                # a view: (2,B,H,t,d)
+    slot[...] = new[1:] if write is None else np.where(write[:, None, :, None], new[1:], slot)
+    keys, values = kv[:, :, :, :end]                                          # (B,H,end,d) each
+    scores = (new[0] * (1.0 / math.sqrt(d))) @ keys.swapaxes(-1, -2)          # (B,H,t,end)
+    scores += np.triu(np.full((t, end), -np.inf, x.dtype), k=t0 + 1)         # position t0+j sees 0 .. t0+j
+    att = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    att /= att.sum(axis=-1, keepdims=True)
+    y = (att @ values).transpose(0, 2, 1, 3).reshape(B, t, h)                 # (B,H,t,d) -> (B,t,h)
+    return linear_forward(y, p["proj"])[0]
+
+
+def block_step(x, p, cfg, rot, kv, t0, write=None):
+    """block_forward for new positions, its attention through the cache (same sandwich). (B,t,h) -> (B,t,h)."""
+    eps = cfg.norm_eps
+    a = attention_step(rmsnorm_forward(x, p["attn_norm_in"], eps)[0], p, cfg.n_heads, rot, kv, t0, write)
+    x = rmsnorm_forward(a + x, p["attn_norm_out"], eps)[0]
+    mlp = swiglu_forward(rmsnorm_forward(x, p["mlp_norm_in"], eps)[0], p)[0]
+    return rmsnorm_forward(mlp + x, p["mlp_norm_out"], eps)[0]
+
+
+def stack_step(x, params, cfg, stage, kvs, rot, t0, write=None):
+    """The blocks of one stage in a row, block i using the cache kvs[i]. (B,t,h) -> (B,t,h)."""
+    for i, kv in enumerate(kvs):
+        x = block_step(x, sub(params, f"{stage}.{i}."), cfg, rot, kv, t0, write)
+    return x
+
+
+def coda_step(params, cfg, s, cache, rot, t0):
+    """coda_forward for new positions: states (B,t,h) -> logits (B,t,V); writes their coda entries."""
+    x = rmsnorm_forward(s, params["final_norm"], cfg.norm_eps)[0]
+    x = stack_step(x, params, cfg, "coda", cache["coda"], rot, t0)
+    x = rmsnorm_forward(x, params["final_norm"], cfg.norm_eps)[0]
+    return linear_forward(x, params["embed"].T)[0]                            # (B,t,h) -> (B,t,V)
+
+
+def log_softmax(logits):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl", continuous=False):
+    """Run new tokens (B,t) at the next t positions, reusing the cache for all earlier ones; the cache is
+    updated in place. -> logits (B,t,V) and the core steps each new token used, (B,t) int.
+
+    s_0: state0 (B,t,h) if given, else one draw initial_state(cfg, (B,t,h), cache["rng"]) per call.
+    (forward draws (B,T,h) at once, so for the same numbers as forward pass state0 = its s_0[:, t0:t0+t].)
+    continuous=True: the first new position starts from the previous position's final state instead
+    (continuous chain of thought; only the first: the others' predecessors are still running with them).
+    threshold None: every token runs the cache's r steps, and the logits equal forward's. A number:
+    adaptive exit, r is the maximum. After each step i >= 2 a token stops when
+      criterion "kl":    KL(p_{i-1} || p_i) < threshold, p_i = softmax(coda(s_i)): the coda runs every step
+      criterion "state": ||s_i - s_{i-1}|| / ||s_i|| < threshold (no coda per step)
+    (step 1 has nothing to compare with: s_0 is noise). Threshold 0 never exits; a token's steps cannot grow
+    with the threshold for the same history (earlier tokens' exits may change a later token's history).
+    A token that stops at step j leaves its step-j entries in the slots of the steps it skipped, so a
+    deeper reader reads its latest entry. Tokens of one call run in lock-step: a stopped token's rows
+    are still computed (and thrown away) while others go on, as one batched product is simpler."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or tokens.shape[0] != cache["state"].shape[0]:
+        raise ValueError(f"tokens must be a 2-D integer array (B, t) with B = {cache['state'].shape[0]} "
+                         f"(the cache's batch), got {tokens.dtype} of shape {tokens.shape}")
+    B, t = tokens.shape
+    t0, r, m, capacity = cache["length"], cache["r"], cache["m"], cache["state"].shape[1]
+    if t < 1:
+        raise ValueError("tokens is empty: feed at least one token")
+    if t0 + t > capacity:
+        raise ValueError(f"{t0 + t} positions do not fit: this cache holds {capacity} "
+                         f"(Config.max_seq_len = {cfg.max_seq_len})")
+    if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
+        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {tokens.min()} and max {tokens.max()}")
+    if state0 is not None and np.shape(state0) != (B, t, cfg.width):
+        raise ValueError(f"state0 must have shape (B, t, h) = {(B, t, cfg.width)}, got {np.shape(state0)}")
+    if threshold is not None and not threshold >= 0:
+        raise ValueError(f"threshold must be None (fixed r) or a number >= 0, got {threshold!r}")
+    if criterion not in ("kl", "state"):
+        raise ValueError(f"criterion must be 'kl' or 'state', got {criterion!r}")
+
+    rot = cache["rope"][t0:t0 + t]                                            # (t,1,d/2)
+    x = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))[0]   # (B,t) -> (B,t,h)
+    e = stack_step(x, params, cfg, "prelude", cache["prelude"], rot, t0)      # (B,t,h)
+    if state0 is None:
+        s = initial_state(cfg, (B, t, cfg.width), cache["rng"])              # (B,t,h)
+    else:
+        s = np.array(state0, dtype=cfg.dtype)                                 # a copy: we write into it
+    if continuous and t0 > 0:
+        s[:, 0] = cache["state"][:, t0 - 1]
+    active = np.ones((B, t), bool)              # tokens still thinking
+    steps = np.zeros((B, t), np.int64)
+    kl_each_step = threshold is not None and criterion == "kl"
+    logp = None
+    for i in range(r):
+        slot = cache["core"][i % m]                                           # (n_core,2,B,H,c,d)
+        if cfg.injection == "concat":          # as recurrence_step: s_i = core(adapter([s_{i-1}, e]))
+            x = linear_forward(np.concatenate([s, e], axis=-1), params["adapter"])[0]   # (B,t,2h) -> (B,t,h)
+        else:
+            x = s + e
+        x = stack_step(x, params, cfg, "core", slot, rot, t0, write=active)
+        s_prev, s = s, np.where(active[..., None], x, s)                      # stopped tokens keep their s
+        steps += active
+        if threshold is None:
+            continue
+        if kl_each_step:
+            logits = coda_step(params, cfg, s, cache, rot, t0)                # the price of this criterion
+            logp_prev, logp = logp, log_softmax(logits)
+            change = (np.full((B, t), np.inf) if logp_prev is None else
+                      np.maximum(np.sum(np.exp(logp_prev) * (logp_prev - logp), axis=-1), 0.0))  # rounding: >= 0
+        else:
+            change = np.linalg.norm(s - s_prev, axis=-1) / np.linalg.norm(s, axis=-1) if i > 0 else np.inf
+        done = active & (change < threshold)                                  # (B,t)
+        # latest-entry rule: the steps a stopped token skips get its step-i entry in their slots
+        # (at most m - 1 other slots: with sharing, later steps come back to the same ones).
+        # Only the sequences b where a token stops now are touched: each token is copied once, not every step.
+        b = np.flatnonzero(done.any(axis=1))
+        if b.size:
+            for later in range(i + 1, min(r, i + m)):
+                dst = cache["core"][later % m]
+                dst[:, :, b, :, t0:t0 + t] = np.where(done[b][:, None, :, None], slot[:, :, b, :, t0:t0 + t],
+                                                      dst[:, :, b, :, t0:t0 + t])  # (n_core,2,b,H,t,d)
+        active &= ~done
+        if not active.any():
+            break
+    if not kl_each_step:
+        logits = coda_step(params, cfg, s, cache, rot, t0)    # (with "kl" the last step's coda saw these states)
+    cache["state"][:, t0:t0 + t] = s
+    cache["length"] = t0 + t
+    return logits, steps
+
+
+def generate(params, cfg, prompt, max_new_tokens, r, m=None, rng=None, state0=None, threshold=None,
+             criterion="kl", continuous=False):
+    """Greedy decoding with the KV cache: the prompt in one pass, then each new token fed back alone.
+    prompt (T,) or (B,T) ints -> tokens (B,T+n), logits (B,L,V) and core steps used (B,L), where
+    n = max_new_tokens and L = T + n - 1 positions were fed (the last new token is never fed back);
+    without the batch axis for a 1-D prompt. m, threshold, criterion, continuous: as new_cache and feed.
+    Position p starts from s_0 = state0[:, p] (state0 (B,L,h)) if given, else from draws of rng (default
+    np.random.default_rng(0)): one initial_state draw of (B,T,h) for the prompt, then (B,1,h) per new token.
+    With threshold None and the same state0, tokens equal those of rdmini.forward on tokens[:, :L] and the
+    logits equal its logits up to float rounding."""
+    prompt = np.asarray(prompt)
+    if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or prompt.size < 1:
+        raise ValueError(f"prompt must be a non-empty 1-D (T,) or 2-D (B, T) array of token ids, got shape {prompt.shape}")
+    tokens = np.atleast_2d(prompt)                                            # (T,) -> (1,T)
+    B, T = tokens.shape
+    if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    L = T + max(max_new_tokens - 1, 0)
+    if L > cfg.max_seq_len:
+        raise ValueError(f"a prompt of {T} tokens and {max_new_tokens} new ones need {L} positions, above "
+                         f"Config.max_seq_len={cfg.max_seq_len}")
+    if state0 is not None and np.shape(state0) != (B, L, cfg.width):
+        raise ValueError(f"state0 must have shape (B, L, h) = {(B, L, cfg.width)}, got {np.shape(state0)}")
+    cache = new_cache(cfg, B, r, m, capacity=L, rng=rng)
+    s0 = (lambda a, b: None) if state0 is None else (lambda a, b: state0[:, a:b])
+    opts = dict(threshold=threshold, criterion=criterion, continuous=continuous)
+    logits, steps = feed(params, cfg, cache, tokens, s0(0, T), **opts)
+    all_logits, all_steps, out = [logits], [steps], [tokens]
+    for p in range(T, T + max_new_tokens):
+        out.append(all_logits[-1][:, -1:].argmax(-1))                         # greedy: (B,1)
+        if p < L:
+            logits, steps = feed(params, cfg, cache, out[-1], s0(p, p + 1), **opts)
+            all_logits.append(logits)
+            all_steps.append(steps)
+    result = np.concatenate(out, axis=1), np.concatenate(all_logits, axis=1), np.concatenate(all_steps, axis=1)
+    return tuple(a[0] for a in result) if prompt.ndim == 1 else result

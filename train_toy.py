@@ -100,13 +100,10 @@ def encode(problems, T=None, task="running"):
 
 
 def make_batch(rng, batch_size, n_ops, task="running"):
-    """A training batch -> tokens, targets, mask, each (B, T). running: each problem has between 1 and
-    n_ops operations, so short chains are learnt alongside long ones, T = 2 * n_ops + 1."""
-    if task == "addition":
-        return encode(random_problems(rng, batch_size, n_ops, task), task=task)
-    lengths = rng.integers(1, n_ops + 1, size=batch_size)
-    problems = [random_problems(rng, 1, int(n))[0] for n in lengths]
-    return encode(problems, T=2 * n_ops + 1)
+    """A training batch -> tokens, targets, mask, each (B, T). Every running problem has n_ops operations:
+    its prefixes are the shorter problems, and causal attention cannot see past a prefix, so one long
+    problem trains every length from 1 to n_ops at once, with no padding to pay for."""
+    return encode(random_problems(rng, batch_size, n_ops, task), task=task)
 
 
 def check_problem(problem, cfg, task="running"):
@@ -135,7 +132,7 @@ def predict(params, cfg, problem, r, rng=None, task="running"):
     check_problem(problem, cfg, task)
     tokens, _, mask = encode([problem], task=task)
     logits, _ = rdmini.forward(params, cfg, tokens, r, rng=rng)
-    return "".join(str(d) for d in logits[0].argmax(-1)[mask[0]])
+    return "".join(VOCAB[t] for t in logits[0].argmax(-1)[mask[0]])
 
 
 # ============================================================================================
@@ -154,7 +151,7 @@ def evaluate(params, cfg, problems, rs, task="running", chunk=500):
         for r in rs:
             guess = logits[r].argmax(-1)
             right[r].append((guess == targets[sl])[:, mask[0]])            # (chunk, n_ops + 1)
-            preds[r] += ["".join(map(str, g[mask[0]])) for g in guess]
+            preds[r] += ["".join(VOCAB[t] for t in g[mask[0]]) for g in guess]
     out = {}
     for r in rs:
         ok = np.concatenate(right[r])
@@ -488,6 +485,243 @@ def train(args):
                                                      "params": n_params, "log": log})
 
 
+# ============================================================================================
+# Inference (--think, --trajectories, --inference-report): the KV cache, adaptive exit, inside the loop
+# ============================================================================================
+
+def load_model(args):
+    """The checkpoint in --out, for inference only: (params, cfg). It must be a running-task model."""
+    path = os.path.join(args.out, "checkpoint.npz")
+    params, cfg, state = rdmini.load_checkpoint(path)
+    if "run" not in state:
+        raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
+    if state["run"]["task"] != "running":
+        raise ValueError(f"{path} was trained on the {state['run']['task']} task; this view needs the running task")
+    return params, cfg
+
+
+def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0):
+    """Equal-length problems fed one token at a time through the KV cache, as if typed: the value under
+    an operand is read as soon as that operand arrives. -> (answers, core steps per token (B,T)).
+    s_0 is one draw (B,T,h) from default_rng(seed), given token by token, so with m = None and threshold
+    None the answers are evaluate()'s (same s_0 for up to 500 problems): the cache changes nothing."""
+    for problem in problems:
+        check_problem(problem, cfg)
+    if len({len(p) for p in problems}) != 1:
+        raise ValueError("stream() needs problems of one length")
+    tokens, _, mask = encode(problems)
+    B, T = tokens.shape
+    state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
+    cache = rdmini.new_cache(cfg, B, r, m, capacity=T)
+    logits, steps = [], []
+    for t in range(T):
+        lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,
+                             continuous)
+        logits.append(lg)
+        steps.append(st)
+    guess = np.concatenate(logits, axis=1).argmax(-1)                         # (B,T)
+    return ["".join(VOCAB[v] for v in g[mask[0]]) for g in guess], np.concatenate(steps, axis=1)
+
+
+def spaced(cells):
+    """One row of the --think display: a 3-character column per token of the problem."""
+    return "".join(f"{c:>3}" for c in cells)
+
+
+def think(args):
+    """Print the running values decoded from s_i at every step i = 1..r, then stream the problem through
+    the KV cache with adaptive exit and print the steps each token used."""
+    params, cfg = load_model(args)
+    problem, r = args.think, args.r
+    check_problem(problem, cfg)
+    truth = running_values(problem)
+    tokens, _, mask = encode([problem])
+    by_r = rdmini.logits_by_r(params, cfg, tokens, set(range(1, r + 1)), rng=np.random.default_rng(0))
+    print(f"{problem} evaluated left to right mod 10 has running values {truth}. Decoded from the state s_i after "
+          f"each core step i\n(the digit when right, '.' when wrong), the frontier of right values moves right:\n")
+    print("        " + spaced(problem))
+    print("truth   " + spaced(" ".join(truth)))
+    for i in range(1, r + 1):
+        guess = "".join(VOCAB[v] for v in by_r[i][0].argmax(-1)[mask[0]])
+        marks = [g if g == t else "." for g, t in zip(guess, truth)]
+        right = sum(g == t for g, t in zip(guess, truth))
+        print(f"step {i:2d} " + spaced(" ".join(marks)) + f"   {right}/{len(truth)} right, model says {guess}")
+    m = args.cache_budget
+    answer, steps = stream(params, cfg, [problem], r, m, args.exit_threshold, args.exit_criterion, args.continuous_cot)
+    crit = "KL(p_i-1 || p_i)" if args.exit_criterion == "kl" else "||s_i - s_i-1|| / ||s_i||"
+    print(f"\nStreamed one token at a time through the KV cache ({'no sharing' if m is None else f'{m} core slots'}"
+          f"{', continuous chain of thought' if args.continuous_cot else ''}); a token stops when {crit} < "
+          f"{args.exit_threshold:g}, at most r = {r}:\n")
+    print("        " + spaced(problem))
+    print("steps   " + spaced(steps[0]))
+    print("answer  " + spaced(" ".join(answer[0])) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
+          f"right; mean {steps[0].mean():.1f} steps per token, {steps[0][mask[0]].mean():.1f} per operand")
+
+
+def classify_trajectory(traj, window=16, still=0.01, drift=0.5):
+    """A state trajectory (steps, h) -> 'fixed point', 'slider' or 'orbit'. The numbers:
+    fixed point: over the last `window` steps the path length is under `still` (1%) of the state's mean norm;
+    otherwise, over the last half of the trajectory (at least `window` steps):
+    slider: the net displacement is at least `drift` (half) of the path length: it keeps going one way;
+    orbit:  it keeps moving, but nets less than half its path: it comes back near where it was.
+    (An orbit slower than the window looks like a slider: a longer trajectory tells them apart.)"""
+    traj = np.asarray(traj, dtype=np.float64)
+    if traj.ndim != 2 or len(traj) < window + 1:
+        raise ValueError(f"a trajectory must be (steps, h) with at least {window + 1} steps, got shape {traj.shape}")
+    moves = np.linalg.norm(np.diff(traj, axis=0), axis=1)                     # (steps-1,): length of each step
+    if moves[-window:].sum() < still * np.linalg.norm(traj[-window:], axis=1).mean():
+        return "fixed point"
+    n = max(window, len(moves) // 2)
+    net = np.linalg.norm(traj[-1] - traj[-1 - n])
+    return "slider" if net >= drift * moves[-n:].sum() else "orbit"
+
+
+KINDS = ("fixed point", "orbit", "slider")
+
+
+def trajectories(params, cfg, problems, steps):
+    """Run `steps` core steps on equal-length problems; PCA of every token's normalised state over steps
+    1..steps; each token classified. -> dict of arrays and labels (what --trajectories prints and plots)."""
+    tokens = encode(problems)[0]
+    states = rdmini.trace_states(params, cfg, tokens, steps, rng=np.random.default_rng(0))[1:]   # (r,B,T,h)
+    states = states / np.sqrt(np.mean(states * states, axis=-1, keepdims=True))   # unit RMS: shape, not size
+    traj = states.transpose(1, 2, 0, 3).reshape(-1, steps, cfg.width).astype(np.float64)   # (B*T, r, h)
+    flat = traj.reshape(-1, cfg.width)                                                      # (B*T*r, h)
+    _, sv, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
+    proj = (traj - traj.mean(axis=1, keepdims=True)) @ vt[:6].T         # each token centred on its own mean: (B*T, r, 6)
+    dist = np.linalg.norm(traj - traj[:, -1:], axis=-1) / np.linalg.norm(traj[:, -1:], axis=-1)   # (B*T, r): to s*
+    where = [(p, t) for p in problems for t in range(len(p))]
+    return {"kinds": [classify_trajectory(x) for x in traj], "where": where, "proj": proj, "dist": dist,
+            "explained": sv[:6] ** 2 / np.sum(sv ** 2)}
+
+
+def plot_trajectories(out, folder):
+    """PNG figures of trajectories(): PCA component pairs of a few tokens of each kind, and convergence."""
+    import matplotlib                    # imported here only: nothing else needs it
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(folder, exist_ok=True)
+    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
+    fig, axes = plt.subplots(len(picks), 3, figsize=(10, 3 * len(picks)), squeeze=False)
+    for row, i in enumerate(picks):
+        problem, t = out["where"][i]
+        for col in range(3):
+            x, y = out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]
+            ax = axes[row, col]
+            ax.plot(x, y, "-", lw=0.8)
+            ax.scatter(x, y, c=np.arange(len(x)), s=8, cmap="viridis")     # colour: step, dark = early
+            ax.set_title(f"{out['kinds'][i]}: '{problem[t]}' at {t} of {problem}", fontsize=8)
+            ax.set_xlabel(f"PC{2 * col + 1}")
+            ax.set_ylabel(f"PC{2 * col + 2}")
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "trajectories_pca.png"), dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(10, 6))
+    dist = out["dist"][:, :-1]                   # the last step is s* itself: distance 0
+    im = ax.imshow(np.log10(dist + 1e-12), aspect="auto", cmap="magma",
+                   extent=(0.5, dist.shape[1] + 0.5, dist.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
+    ax.set_xlabel("core step i")
+    ax.set_ylabel("token (problems one after another)")
+    ax.set_title("log10 ||s_i - s*|| / ||s*||, s* = the state at the last step")
+    fig.colorbar(im)
+    fig.savefig(os.path.join(folder, "convergence.png"), dpi=100)
+    plt.close(fig)
+    return [os.path.join(folder, n) for n in ("trajectories_pca.png", "convergence.png")]
+
+
+def trajectory_problems(cfg):
+    """A few held-out problems of 8 operations (fewer if the model reads less)."""
+    n_ops = min(8, (cfg.max_seq_len - 1) // 2)
+    return random_problems(np.random.default_rng(EVAL_SEED), 6, n_ops)
+
+
+def show_trajectories(args):
+    params, cfg = load_model(args)
+    problems = trajectory_problems(cfg)
+    out = trajectories(params, cfg, problems, args.traj_steps)
+    print(f"{len(out['kinds'])} tokens ({len(problems)} problems), {args.traj_steps} core steps each. "
+          f"PCA of the normalised states: the first 6 components explain "
+          + ", ".join(f"{100 * e:.1f}%" for e in out["explained"]))
+    print("Distance to s* (the last state), relative, mean over tokens: "
+          + ", ".join(f"step {i}: {out['dist'][:, i - 1].mean():.2g}" for i in (1, 2, 4, 8, 16, 32, 64)
+                      if i <= args.traj_steps))
+    for kind in KINDS:
+        ids = [i for i, k in enumerate(out["kinds"]) if k == kind]
+        examples = ", ".join(f"'{p[t]}' at {t} of {p}" for p, t in (out["where"][i] for i in ids[:3]))
+        print(f"  {kind:12s} {len(ids):4d} tokens{'  e.g. ' + examples if ids else ''}")
+    if args.plot:
+        try:
+            files = plot_trajectories(out, args.figures)
+        except ImportError:
+            print("error: --plot needs matplotlib, which is not installed: pip install matplotlib "
+                  "(the numbers above do not need it)", file=sys.stderr)
+            sys.exit(2)
+        print("Wrote " + ", ".join(files))
+    return out
+
+
+def inference_report(args):
+    """Measure the cache, sharing and adaptive exit on held-out problems; print and save inference.json."""
+    params, cfg = load_model(args)
+    t_start = time.time()
+    n_ops = min(8, (cfg.max_seq_len - 1) // 2)
+    T, n = 2 * n_ops + 1, min(300, args.eval_problems)
+    problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
+    truths = [running_values(p) for p in problems]
+
+    def accuracy(answers, truths=truths):
+        return float(np.mean([a == t for a, t in zip(answers, truths)]))
+
+    def same_digits(answers, others):        # the fraction of answer digits two runs agree on
+        return float(np.mean([x == y for a, o in zip(answers, others) for x, y in zip(a, o)]))
+
+    res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "accuracy_by_m": {}, "adaptive": []}
+    print(f"KV cache for one problem of {T} tokens (batch 1, {cfg.dtype}), bytes:")
+    print("    r | no sharing | m = 4 shared")
+    for r in (4, 16, 64):
+        full, shared = (rdmini.cache_bytes(rdmini.new_cache(cfg, 1, r, m, capacity=T)) for m in (None, 4))
+        res["cache_bytes"][str(r)] = {"unshared": full, "m4": shared}
+        print(f"{r:5d} | {full:10,d} | {shared:10,d}")
+    print(f"\nStreaming {n} held-out problems of {n_ops} operations token by token, by cache budget m (m = r: "
+          "no sharing, the same answers as forward):")
+    print("   r   m | all right | digits right | digits changed by sharing")
+    for r in (4, 8, 16):
+        unshared, row = stream(params, cfg, problems, r)[0], {}
+        for m in sorted({1, 2, 4, r}):
+            answers = unshared if m == r else stream(params, cfg, problems, r, m)[0]
+            row[str(m)] = {"accuracy": accuracy(answers), "digit_accuracy": same_digits(answers, truths),
+                           "digits_changed": 1 - same_digits(answers, unshared)}
+            print(f"{r:4d} {m:3d} |   {accuracy(answers):.3f}   |    {row[str(m)]['digit_accuracy']:.3f}     | "
+                  f"{row[str(m)]['digits_changed']:.4f}")
+        res["accuracy_by_m"][str(r)] = row
+    r_max, thr = 16, args.exit_threshold
+    print(f"\nAdaptive exit, KL < {thr:g}, at most r = {r_max}: mean steps per operand position, accuracy "
+          f"(fixed r = {r_max} for comparison)")
+    for k in sorted({min(k, n_ops) for k in (2, 4, 8)}):
+        probs = random_problems(np.random.default_rng(EVAL_SEED), n, k)
+        tr = [running_values(p) for p in probs]
+        fixed = accuracy(stream(params, cfg, probs, r_max)[0], tr)
+        for cot in (False, True):
+            answers, steps = stream(params, cfg, probs, r_max, None, thr, "kl", cot)
+            by_pos = steps[:, 0::2].mean(axis=0)
+            res["adaptive"].append({"n_ops": k, "continuous_cot": cot, "threshold": thr, "max_r": r_max,
+                                    "accuracy": accuracy(answers, tr), "fixed_r_accuracy": fixed,
+                                    "mean_steps_per_token": float(steps.mean()),
+                                    "mean_steps_by_operand": [float(s) for s in by_pos]})
+            print(f"  {k} ops{' + CoT' if cot else '      '}: accuracy {accuracy(answers, tr):.3f} (fixed {fixed:.3f}), "
+                  f"{steps.mean():4.1f} steps per token; by operand " + " ".join(f"{s:4.1f}" for s in by_pos))
+    out = trajectories(params, cfg, trajectory_problems(cfg), 128)
+    res["trajectories"] = {kind: out["kinds"].count(kind) for kind in KINDS}
+    print(f"\nTrajectories over 128 steps of {len(out['kinds'])} tokens: "
+          + ", ".join(f"{c} {kind}s" for kind, c in res["trajectories"].items()))
+    res["seconds"] = round(time.time() - t_start, 1)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "inference.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"\nSaved {os.path.join(args.out, 'inference.json')} ({res['seconds']} s)")
+    return res
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -515,9 +749,25 @@ def parse_args(argv):
     p.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint in --out")
     p.add_argument("--log-every", type=int, default=100, help="steps between progress lines")
     p.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
-    p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table")
+    p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table (--inference-report: at most 300)")
     p.add_argument("--bench", action="store_true", help="measure speed and memory instead of training")
     p.add_argument("--bench-steps", type=int, default=20, help="timed steps in --bench")
+    p.add_argument("--think", metavar="PROBLEM", default=None,
+                   help="load the checkpoint in --out and show it thinking about PROBLEM, step 1..--r, then "
+                        "streamed token by token through the KV cache with adaptive exit")
+    p.add_argument("--exit-threshold", type=float, default=5e-4, help="adaptive exit: a token stops below this")
+    p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
+                   help="adaptive exit: KL between consecutive steps' predictions, or relative state change")
+    p.add_argument("--cache-budget", type=int, default=None, help="--think: core KV-cache slots m (default r)")
+    p.add_argument("--continuous-cot", action="store_true",
+                   help="--think: start each token's s_0 from the previous token's final state")
+    p.add_argument("--trajectories", action="store_true",
+                   help="classify the latent state trajectories (fixed point, orbit, slider) of a few problems")
+    p.add_argument("--traj-steps", type=int, default=128, help="--trajectories: core steps to run")
+    p.add_argument("--plot", action="store_true", help="--trajectories: write PNG figures (needs matplotlib)")
+    p.add_argument("--figures", default="figures", help="folder for --plot's figures")
+    p.add_argument("--inference-report", action="store_true",
+                   help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
     args = p.parse_args(argv)
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
                       ("heads", 1), ("core", 1), ("batch", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
@@ -528,6 +778,12 @@ def parse_args(argv):
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
+    if not args.exit_threshold >= 0:
+        p.error(f"--exit-threshold must be >= 0, got {args.exit_threshold}")
+    if args.cache_budget is not None and args.cache_budget < 1:
+        p.error(f"--cache-budget must be >= 1, got {args.cache_budget}")
+    if args.traj_steps < 17:
+        p.error(f"--traj-steps must be >= 17 (the classifier looks at the last 16 steps), got {args.traj_steps}")
     return args
 
 
@@ -536,6 +792,12 @@ def main(argv=None):
     try:
         if args.bench:
             return bench(args)
+        if args.think is not None:
+            return think(args)
+        if args.trajectories:
+            return show_trajectories(args)
+        if args.inference_report:
+            return inference_report(args)
         train(args)
     except ValueError as err:          # bad checkpoints and bad settings: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)

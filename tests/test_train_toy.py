@@ -1,0 +1,183 @@
+"""train_toy.py: the task's ground truth, its batches, a tiny training run, resume, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rdmini
+import train_toy as tt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--width", "16", "--heads", "2", "--batch", "16", "--mean-r", "3", "--k", "2", "--max-r", "6",
+        "--eval-problems", "40", "--log-every", "5", "--save-every", "5"]
+
+
+@pytest.mark.parametrize("problem, truth", [
+    ("3+5*2-7", "3869"),        # the docstring's example: 3, 8, 16 -> 6, -1 -> 9
+    ("0", "0"),                 # no operation: the running value is the operand
+    ("9*9", "91"),              # 81 keeps its last digit
+    ("2-5", "27"),              # -3 mod 10 = 7, not -3
+    ("5*0+3", "503"),           # multiplying by 0 forgets the past
+    ("7+3+3", "703"),
+])
+def test_running_values_by_hand(problem, truth):
+    assert tt.running_values(problem) == truth
+
+
+def test_sum_digits_by_hand():
+    assert tt.sum_digits("583104+090217") == "0673321"
+    assert tt.sum_digits("999999+000001") == "1000000"
+
+
+def decode(row):
+    return "".join(tt.VOCAB[t] for t in row).rstrip(".")
+
+
+def test_make_batch_agrees_with_the_truth():
+    rng = np.random.default_rng(0)
+    tokens, targets, mask = tt.make_batch(rng, 64, 5)
+    assert tokens.shape == targets.shape == mask.shape == (64, 11)
+    for row_t, row_y, row_m in zip(tokens, targets, mask):
+        problem = decode(row_t)
+        assert len(problem) == 11                   # n_ops operations: shorter chains are its prefixes
+        # the mask marks the operands and nothing else: the even positions
+        assert list(np.flatnonzero(row_m)) == list(range(0, len(problem), 2))
+        assert "".join(map(str, row_y[row_m])) == tt.running_values(problem)
+        # a prefix is a shorter problem with the same answers: causal attention trains all lengths at once
+        assert tt.running_values(problem[:5]) == "".join(map(str, row_y[row_m][:3]))
+
+
+def test_addition_batch_agrees_with_the_truth():
+    tokens, targets, mask = tt.make_batch(np.random.default_rng(1), 32, 4, task="addition")
+    for row_t, row_y, row_m in zip(tokens, targets, mask):
+        text = decode(row_t)
+        problem = text.split("=")[0]
+        assert text.endswith("=" + "?" * 5) and row_m.sum() == 5
+        assert "".join(map(str, row_y[row_m])) == tt.sum_digits(problem)
+
+
+def test_held_out_problems_come_from_their_own_stream():
+    a = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 50, 8)
+    b = tt.make_batch(np.random.default_rng([0, 0]), 50, 8)[0]
+    assert not set(a) & {decode(row) for row in b}
+    assert a == tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 50, 8)   # the same in every run
+
+
+def run(args, tmp_path, name="run"):
+    out = str(tmp_path / name)
+    tt.main(TINY + ["--out", out] + args)
+    return out
+
+
+def test_tiny_run_learns(tmp_path):
+    """A few seconds of training on 2-operation problems: the loss falls and the model beats chance (10%)."""
+    out = run(["--steps", "150", "--n-ops", "2", "--lr", "1e-2", "--warmup", "10", "--batch", "64",
+               "--log-every", "10"], tmp_path)
+    res = json.load(open(os.path.join(out, "results.json")))
+    assert res["log"][-1]["loss"] < 0.7 * res["log"][0]["loss"]
+    # the value under operand 1 (one operation deep) is right far more often than a guess
+    assert res["position_accuracy_by_r"]["3"][1] > 0.3
+    assert set(res["accuracy_by_r"]) == {str(r) for r in tt.R_VALUES}
+
+
+def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
+    straight = run(["--steps", "12"], tmp_path, "straight")
+    split = run(["--steps", "12", "--stop-at", "6"], tmp_path, "split")
+    assert rdmini.load_checkpoint(os.path.join(split, "checkpoint.npz"))[2]["step"] == 6
+    run(["--steps", "12", "--resume"], tmp_path, "split")
+    a, _, sa = rdmini.load_checkpoint(os.path.join(straight, "checkpoint.npz"))
+    b, _, sb = rdmini.load_checkpoint(os.path.join(split, "checkpoint.npz"))
+    assert sa["step"] == sb["step"] == 12
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+        assert np.array_equal(sa["adam_v"][name], sb["adam_v"][name]), name
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, capsys):
+    run(["--steps", "6"], tmp_path)
+    with pytest.raises(SystemExit) as err:
+        run(["--steps", "12", "--resume", "--lr", "0.5"], tmp_path)
+    assert err.value.code == 2
+    assert "different settings (lr)" in capsys.readouterr().err
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train_toy.py"), *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_corrupt_checkpoint_is_refused_with_one_line(tmp_path):
+    ckpt = tmp_path / "checkpoint.npz"
+    ckpt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    for mode in ("--resume", "--eval-only"):
+        done = cli(mode, "--out", str(tmp_path))
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(ckpt) in lines[0] and "Traceback" not in done.stderr
+    assert ckpt.read_bytes() == b"PK\x03\x04 this is not a checkpoint"       # nothing was overwritten
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    done = cli("--eval-only", "--out", str(tmp_path / "nothing"))
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--r", "0"], "--r must be >= 1"),
+    (["--k", "-1"], "--k must be >= 1"),
+    (["--n-ops", "0"], "--n-ops must be >= 1"),
+    (["--mean-r", "0.5"], "--mean-r must be >= 1"),
+    (["--task", "sorting"], "invalid choice: 'sorting'"),
+    (["--lr", "-1"], "--lr must be > 0"),
+])
+def test_bad_command_line_values_are_refused(args, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        tt.parse_args(args)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("", "empty"), ("3+a", "characters"), ("3+55", "alternate"), ("3+" * 40 + "3", "at most"),
+])
+def test_predict_refuses_problems_it_cannot_read(problem, message):
+    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8)
+    params = rdmini.init_params(cfg, 0)
+    with pytest.raises(ValueError, match=message):
+        tt.predict(params, cfg, problem, 2)
+
+
+def test_predict_reads_the_answer_positions():
+    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8)
+    guess = tt.predict(rdmini.init_params(cfg, 0), cfg, "3+5*2-7", 2)
+    # one character per operand; an untrained model may answer with any token, shown as its character
+    assert len(guess) == 4 and set(guess) <= set(tt.VOCAB)
+
+
+def test_flop_count_by_hand():
+    """One block, one head, no MLP weirdness: every product counted by hand."""
+    cfg = rdmini.Config(vocab_size=5, width=4, n_heads=1, mlp_hidden=6, n_prelude=1, n_core=1, n_coda=1)
+    B, T, N = 2, 3, 6
+    block = (2 * N * 4 * 12        # qkv: (6x4) @ (4x12)
+             + 2 * N * 4 * 4       # proj
+             + 2 * N * 4 * 12      # up: gate and value, (6x4) @ (4x6) twice
+             + 2 * N * 6 * 4       # down
+             + 2 * 2 * B * 3 * 3 * 4)  # q k^T and att v: B x (3x4) @ (4x3), B x (3x3) @ (3x4)
+    adapter, unembed = 2 * N * 8 * 4, 2 * N * 4 * 5
+    f = tt.count_flops(cfg, B, T, r=5, k=2)
+    assert f["forward"] == 2 * block + unembed + 5 * (block + adapter)
+    assert f["backward"] == 2 * (2 * block + unembed + 2 * (block + adapter))
+    assert f["total"] == f["forward"] + f["backward"]
+
+
+def test_bench_quick_mode(tmp_path):
+    """The benchmark runs end to end on a tiny model (no timing assertions: it must just not rot)."""
+    res = tt.main(["--bench", "--bench-steps", "2", "--width", "8", "--heads", "2", "--batch", "2",
+                   "--n-ops", "2", "--out", str(tmp_path)])
+    saved = json.load(open(tmp_path / "bench.json"))
+    assert saved["seconds_per_step"] > 0 and saved["flops_per_step"]["total"] == res["flops_per_step"]["total"]
+    assert set(saved["peak_memory_bytes"]["r_at_k"]) == {"4", "16", "64"}
+    assert 0 < sum(saved["time_share"].values()) <= 1.0001
