@@ -195,19 +195,24 @@ def rope_backward(dout, rot):
     return (dout.view(rot.dtype) * rot.conj()).view(dout.dtype)
 
 
-def causal_mask(T, dtype):
-    """Additive mask (T, T): -inf above the diagonal, so position t sees positions 0..t only."""
-    return np.triu(np.full((T, T), -np.inf, dtype=dtype), k=1)
+def causal_mask(T, dtype, t0=0):
+    """Additive mask (T, t0 + T): -inf where a key comes after its query, so the query at position
+    t0 + j sees positions 0 .. t0 + j only. t0 > 0 when earlier positions come from a KV cache."""
+    return np.triu(np.full((T, t0 + T), -np.inf, dtype=dtype), k=t0 + 1)
 
 
-def attention_forward(x, p, n_heads, rope, mask):
-    """Causal multi-head self-attention with RoPE. x (B,T,h) -> (B,T,h)."""
+def attention_forward(x, p, n_heads, rope, mask, kv=None):
+    """Causal multi-head self-attention with RoPE. x (B,T,h) -> (B,T,h).
+    kv is for inference only: this layer's KV cache (see kv_update); then keys and values of earlier
+    positions come from the cache, and rope and mask cover the new positions (T rows each)."""
     B, T, h = x.shape
     d = h // n_heads
     qkv, c_qkv = linear_forward(x, p["qkv"])                                  # (B,T,h) -> (3,B,T,h)
     qk = rope_forward(qkv[:2].reshape(2, B, T, n_heads, d), rope)             # (2,B,T,H,d): q, k rotated
     q, k = qk.transpose(0, 1, 3, 2, 4)                                        # (B,H,T,d) each
     v = qkv[2].reshape(B, T, n_heads, d).transpose(0, 2, 1, 3)                # (B,H,T,d)
+    if kv is not None:
+        k, v = kv_update(kv, k, v)                                            # (B,H,t0+T,d): with the past
     q = q * (1.0 / math.sqrt(d))
     scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T)
     att = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -254,14 +259,14 @@ def swiglu_backward(dout, cache):
     return dx, {"up": dup, "down": ddown}
 
 
-def block_forward(x, p, cfg, rope, mask):
+def block_forward(x, p, cfg, rope, mask, kv=None):
     """Huginn's sandwich block: x = n2(attn(n1(x)) + x); x = n4(mlp(n3(x)) + x). x (B,T,h) -> (B,T,h)."""
     # Why sandwich: on the toy task (train_toy.py defaults, seed 0) it beat pre-norm blocks with the state
     # RMS-normalised after each core pass: 29% vs 22% of held-out 8-operation problems right at step
     # 1000, 32% vs 22% after the same ~405 s of training, although its steps cost ~20% more.
     eps = cfg.norm_eps
     a, c1 = rmsnorm_forward(x, p["attn_norm_in"], eps)
-    a, c2 = attention_forward(a, p, cfg.n_heads, rope, mask)
+    a, c2 = attention_forward(a, p, cfg.n_heads, rope, mask, kv)
     x, c3 = rmsnorm_forward(a + x, p["attn_norm_out"], eps)
     m, c4 = rmsnorm_forward(x, p["mlp_norm_in"], eps)
     m, c5 = swiglu_forward(m, p)
@@ -283,11 +288,13 @@ def block_backward(dout, cache):
     return dx, {**g, **g_mlp, **g_attn}
 
 
-def stack_forward(x, params, cfg, stage, n, rope, mask):
-    """n blocks in a row, e.g. the prelude or the coda. Returns the list of their caches."""
+def stack_forward(x, params, cfg, stage, n, rope, mask, kvs=None):
+    """n blocks in a row, e.g. the prelude or the coda. Returns the list of their caches.
+    kvs (inference only): (store (n,2,B,H,c,d), t0, write), block i using store[i]; see kv_update."""
     caches = []
     for i in range(n):
-        x, c = block_forward(x, sub(params, f"{stage}.{i}."), cfg, rope, mask)
+        kv = None if kvs is None else (kvs[0][i], *kvs[1:])
+        x, c = block_forward(x, sub(params, f"{stage}.{i}."), cfg, rope, mask, kv)
         caches.append(c)
     return x, caches
 
@@ -305,13 +312,14 @@ def stack_backward(dx, caches, grads, stage):
 # (python -m pytest tests/test_gradients.py) tells you whether your change is still right.
 # ============================================================================================
 
-def recurrence_step(s, e, params, cfg, rope, mask):
-    """One iteration of thinking: s (B,T,h), e (B,T,h) -> new s (B,T,h), and the step's cache."""
+def recurrence_step(s, e, params, cfg, rope, mask, kvs=None):
+    """One iteration of thinking: s (B,T,h), e (B,T,h) -> new s (B,T,h), and the step's cache.
+    (kvs: the KV cache of this step's core blocks, at inference only; see feed.)"""
     if cfg.injection == "concat":
         x, c_in = linear_forward(np.concatenate([s, e], axis=-1), params["adapter"])  # (B,T,2h) -> (B,T,h)
     else:
         x, c_in = s + e, None
-    x, c_core = stack_forward(x, params, cfg, "core", cfg.n_core, rope, mask)
+    x, c_core = stack_forward(x, params, cfg, "core", cfg.n_core, rope, mask, kvs)
     return x, (c_in, c_core)
 
 
@@ -352,10 +360,10 @@ def prelude_forward(params, cfg, tokens, rope, mask):
     return e, (c_emb, c_blocks)
 
 
-def coda_forward(params, cfg, s, rope, mask):
+def coda_forward(params, cfg, s, rope, mask, kvs=None):
     """A state s (B,T,h) -> logits (B,T,V): final norm, coda blocks, the same final norm, tied unembedding."""
     x, c_n1 = rmsnorm_forward(s, params["final_norm"], cfg.norm_eps)
-    x, c_blocks = stack_forward(x, params, cfg, "coda", cfg.n_coda, rope, mask)
+    x, c_blocks = stack_forward(x, params, cfg, "coda", cfg.n_coda, rope, mask, kvs)
     x, c_n2 = rmsnorm_forward(x, params["final_norm"], cfg.norm_eps)
     logits, c_out = linear_forward(x, params["embed"].T)                       # (B,T,h) -> (B,T,V)
     return logits, (c_n1, c_blocks, c_n2, c_out)
@@ -670,50 +678,16 @@ def cache_bytes(cache):
     return sum(cache[stage].nbytes for stage in ("prelude", "core", "coda"))
 
 
-def attention_step(x, p, n_heads, rot, kv, t0, write=None):
-    """attention_forward for new positions t0 .. t0+t-1 only, with earlier positions read from the cache.
-    x (B,t,h) -> (B,t,h); kv (2,B,H,c,d) is this layer's cache, rot (t,1,d/2) the new positions' RoPE rows.
-    The new keys and values are written first (only where write (B,t) is true; None: everywhere), then
-    the new queries attend to the cache up to their own position: what they read is what the cache holds,
-    so a token that exited early is read through the entry it left there."""
-    B, t, h = x.shape
-    d, end = h // n_heads, t0 + t
-    qkv, _ = linear_forward(x, p["qkv"])                                      # (B,t,h) -> (3,B,t,h)
-    qk = rope_forward(qkv[:2].reshape(2, B, t, n_heads, d), rot)             # (2,B,t,H,d): absolute positions
-    new = np.stack([qk[0], qk[1], qkv[2].reshape(B, t, n_heads, d)]).transpose(0, 1, 3, 2, 4)   # (3,B,H,t,d)
-    slot = kv[:, :, :, t0:end]                                                # a view: (2,B,H,t,d)
-    slot[...] = new[1:] if write is None else np.where(write[:, None, :, None], new[1:], slot)
-    keys, values = kv[:, :, :, :end]                                          # (B,H,end,d) each
-    scores = (new[0] * (1.0 / math.sqrt(d))) @ keys.swapaxes(-1, -2)          # (B,H,t,end)
-    scores += np.triu(np.full((t, end), -np.inf, x.dtype), k=t0 + 1)         # position t0+j sees 0 .. t0+j
-    att = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    att /= att.sum(axis=-1, keepdims=True)
-    y = (att @ values).transpose(0, 2, 1, 3).reshape(B, t, h)                 # (B,H,t,d) -> (B,t,h)
-    return linear_forward(y, p["proj"])[0]
-
-
-def block_step(x, p, cfg, rot, kv, t0, write=None):
-    """block_forward for new positions, its attention through the cache (same sandwich). (B,t,h) -> (B,t,h)."""
-    eps = cfg.norm_eps
-    a = attention_step(rmsnorm_forward(x, p["attn_norm_in"], eps)[0], p, cfg.n_heads, rot, kv, t0, write)
-    x = rmsnorm_forward(a + x, p["attn_norm_out"], eps)[0]
-    mlp = swiglu_forward(rmsnorm_forward(x, p["mlp_norm_in"], eps)[0], p)[0]
-    return rmsnorm_forward(mlp + x, p["mlp_norm_out"], eps)[0]
-
-
-def stack_step(x, params, cfg, stage, kvs, rot, t0, write=None):
-    """The blocks of one stage in a row, block i using the cache kvs[i]. (B,t,h) -> (B,t,h)."""
-    for i, kv in enumerate(kvs):
-        x = block_step(x, sub(params, f"{stage}.{i}."), cfg, rot, kv, t0, write)
-    return x
-
-
-def coda_step(params, cfg, s, cache, rot, t0):
-    """coda_forward for new positions: states (B,t,h) -> logits (B,t,V); writes their coda entries."""
-    x = rmsnorm_forward(s, params["final_norm"], cfg.norm_eps)[0]
-    x = stack_step(x, params, cfg, "coda", cache["coda"], rot, t0)
-    x = rmsnorm_forward(x, params["final_norm"], cfg.norm_eps)[0]
-    return linear_forward(x, params["embed"].T)[0]                            # (B,t,h) -> (B,t,V)
+def kv_update(kv, k, v):
+    """Write the new positions' keys and values into a layer's cache; return all it holds up to them.
+    kv = (store (2,B,H,c,d), t0, write): the new positions are t0 .. t0+T-1, and write (B,T) (None: all)
+    says which tokens still think; a stopped token's entry stays, so readers get its latest one.
+    k, v (B,H,T,d) -> keys, values (B,H,t0+T,d)."""
+    store, t0, write = kv
+    T = k.shape[2]
+    new, slot = np.stack([k, v]), store[:, :, :, t0:t0 + T]                  # (2,B,H,T,d); slot is a view
+    slot[...] = new if write is None else np.where(write[:, None, :, None], new, slot)
+    return store[0, :, :, :t0 + T], store[1, :, :, :t0 + T]
 
 
 def log_softmax(logits):
@@ -758,9 +732,10 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     if criterion not in ("kl", "state"):
         raise ValueError(f"criterion must be 'kl' or 'state', got {criterion!r}")
 
-    rot = cache["rope"][t0:t0 + t]                                            # (t,1,d/2)
+    rot, mask = cache["rope"][t0:t0 + t], causal_mask(t, cfg.dtype, t0)       # (t,1,d/2), (t,t0+t)
     x = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))[0]   # (B,t) -> (B,t,h)
-    e = stack_step(x, params, cfg, "prelude", cache["prelude"], rot, t0)      # (B,t,h)
+    e = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rot, mask, (cache["prelude"], t0, None))[0]
+    coda = lambda s: coda_forward(params, cfg, s, rot, mask, (cache["coda"], t0, None))[0]   # (B,t,V)
     if state0 is None:
         s = initial_state(cfg, (B, t, cfg.width), cache["rng"])              # (B,t,h)
     else:
@@ -773,17 +748,13 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     logp = None
     for i in range(r):
         slot = cache["core"][i % m]                                           # (n_core,2,B,H,c,d)
-        if cfg.injection == "concat":          # as recurrence_step: s_i = core(adapter([s_{i-1}, e]))
-            x = linear_forward(np.concatenate([s, e], axis=-1), params["adapter"])[0]   # (B,t,2h) -> (B,t,h)
-        else:
-            x = s + e
-        x = stack_step(x, params, cfg, "core", slot, rot, t0, write=active)
+        x, _ = recurrence_step(s, e, params, cfg, rot, mask, (slot, t0, active))   # the same step as training
         s_prev, s = s, np.where(active[..., None], x, s)                      # stopped tokens keep their s
         steps += active
         if threshold is None:
             continue
         if kl_each_step:
-            logits = coda_step(params, cfg, s, cache, rot, t0)                # the price of this criterion
+            logits = coda(s)                                                  # the price of this criterion
             logp_prev, logp = logp, log_softmax(logits)
             change = (np.full((B, t), np.inf) if logp_prev is None else
                       np.maximum(np.sum(np.exp(logp_prev) * (logp_prev - logp), axis=-1), 0.0))  # rounding: >= 0
@@ -803,7 +774,7 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
         if not active.any():
             break
     if not kl_each_step:
-        logits = coda_step(params, cfg, s, cache, rot, t0)    # (with "kl" the last step's coda saw these states)
+        logits = coda(s)                                      # (with "kl" the last step's coda saw these states)
     cache["state"][:, t0:t0 + t] = s
     cache["length"] = t0 + t
     return logits, steps
@@ -821,7 +792,8 @@ def generate(params, cfg, prompt, max_new_tokens, r, m=None, rng=None, state0=No
     logits equal its logits up to float rounding."""
     prompt = np.asarray(prompt)
     if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or prompt.size < 1:
-        raise ValueError(f"prompt must be a non-empty 1-D (T,) or 2-D (B, T) array of token ids, got shape {prompt.shape}")
+        raise ValueError(f"prompt must be a non-empty 1-D (T,) or 2-D (B, T) array of token ids, "
+                         f"got shape {prompt.shape}")
     tokens = np.atleast_2d(prompt)                                            # (T,) -> (1,T)
     B, T = tokens.shape
     if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:

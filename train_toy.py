@@ -382,7 +382,8 @@ def bench(args):
 def make_config(args):
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
-                         max_seq_len=max(64, 3 * args.n_ops + 15), mean_r=args.mean_r, backprop_k=args.k)
+                         max_seq_len=max(64, 3 * args.n_ops + 15), mean_r=args.mean_r, backprop_k=args.k,
+                         injection=args.injection)
 
 
 def save(path, params, cfg, opt, step, rngs, args):
@@ -392,7 +393,7 @@ def save(path, params, cfg, opt, step, rngs, args):
 
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
-RUN_KEYS = ("task", "steps", "n_ops", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
+RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
             "max_r", "weight_decay")
 
 
@@ -588,7 +589,7 @@ def trajectories(params, cfg, problems, steps):
     traj = states.transpose(1, 2, 0, 3).reshape(-1, steps, cfg.width).astype(np.float64)   # (B*T, r, h)
     flat = traj.reshape(-1, cfg.width)                                                      # (B*T*r, h)
     _, sv, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
-    proj = (traj - traj.mean(axis=1, keepdims=True)) @ vt[:6].T         # each token centred on its own mean: (B*T, r, 6)
+    proj = (traj - traj.mean(axis=1, keepdims=True)) @ vt[:6].T   # each token centred on its own mean: (B*T, r, 6)
     dist = np.linalg.norm(traj - traj[:, -1:], axis=-1) / np.linalg.norm(traj[:, -1:], axis=-1)   # (B*T, r): to s*
     where = [(p, t) for p in problems for t in range(len(p))]
     return {"kinds": [classify_trajectory(x) for x in traj], "where": where, "proj": proj, "dist": dist,
@@ -694,21 +695,23 @@ def inference_report(args):
             print(f"{r:4d} {m:3d} |   {accuracy(answers):.3f}   |    {row[str(m)]['digit_accuracy']:.3f}     | "
                   f"{row[str(m)]['digits_changed']:.4f}")
         res["accuracy_by_m"][str(r)] = row
-    r_max, thr = 16, args.exit_threshold
-    print(f"\nAdaptive exit, KL < {thr:g}, at most r = {r_max}: mean steps per operand position, accuracy "
-          f"(fixed r = {r_max} for comparison)")
-    for k in sorted({min(k, n_ops) for k in (2, 4, 8)}):
+    r_max, thr, crit = 16, args.exit_threshold, args.exit_criterion
+    print(f"\nAdaptive exit, {crit} criterion < {thr:g}, at most r = {r_max}: mean steps per operand position, "
+          f"accuracy (fixed r = {r_max} for comparison)")
+    for k in sorted({min(size, n_ops) for size in (2, 4, 8)}):
         probs = random_problems(np.random.default_rng(EVAL_SEED), n, k)
         tr = [running_values(p) for p in probs]
         fixed = accuracy(stream(params, cfg, probs, r_max)[0], tr)
         for cot in (False, True):
-            answers, steps = stream(params, cfg, probs, r_max, None, thr, "kl", cot)
+            answers, steps = stream(params, cfg, probs, r_max, None, thr, crit, cot)
             by_pos = steps[:, 0::2].mean(axis=0)
-            res["adaptive"].append({"n_ops": k, "continuous_cot": cot, "threshold": thr, "max_r": r_max,
+            res["adaptive"].append({"n_ops": k, "continuous_cot": cot, "criterion": crit, "threshold": thr,
+                                    "max_r": r_max,
                                     "accuracy": accuracy(answers, tr), "fixed_r_accuracy": fixed,
                                     "mean_steps_per_token": float(steps.mean()),
                                     "mean_steps_by_operand": [float(s) for s in by_pos]})
-            print(f"  {k} ops{' + CoT' if cot else '      '}: accuracy {accuracy(answers, tr):.3f} (fixed {fixed:.3f}), "
+            print(f"  {k} ops{' + CoT' if cot else '      '}: accuracy {accuracy(answers, tr):.3f} "
+                  f"(fixed {fixed:.3f}), "
                   f"{steps.mean():4.1f} steps per token; by operand " + " ".join(f"{s:4.1f}" for s in by_pos))
     out = trajectories(params, cfg, trajectory_problems(cfg), 128)
     res["trajectories"] = {kind: out["kinds"].count(kind) for kind in KINDS}
@@ -737,6 +740,8 @@ def parse_args(argv):
     p.add_argument("--width", type=int, default=64, help="model width h")
     p.add_argument("--heads", type=int, default=4, help="attention heads")
     p.add_argument("--core", type=int, default=2, help="transformer blocks in the core")
+    p.add_argument("--injection", choices=("concat", "add"), default="concat",
+                   help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
@@ -749,7 +754,8 @@ def parse_args(argv):
     p.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint in --out")
     p.add_argument("--log-every", type=int, default=100, help="steps between progress lines")
     p.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
-    p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table (--inference-report: at most 300)")
+    p.add_argument("--eval-problems", type=int, default=2000,
+                   help="held-out problems in the final table (--inference-report: at most 300)")
     p.add_argument("--bench", action="store_true", help="measure speed and memory instead of training")
     p.add_argument("--bench-steps", type=int, default=20, help="timed steps in --bench")
     p.add_argument("--think", metavar="PROBLEM", default=None,

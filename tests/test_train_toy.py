@@ -73,13 +73,13 @@ def run(args, tmp_path, name="run"):
 
 
 def test_tiny_run_learns(tmp_path):
-    """A few seconds of training on 2-operation problems: the loss falls and the model beats chance (10%)."""
-    out = run(["--steps", "150", "--n-ops", "2", "--lr", "1e-2", "--warmup", "10", "--batch", "64",
+    """A few seconds of training on 1-operation problems: the loss falls and the model beats chance (10%)."""
+    out = run(["--steps", "200", "--n-ops", "1", "--lr", "1e-2", "--warmup", "10", "--batch", "64",
                "--log-every", "10"], tmp_path)
     res = json.load(open(os.path.join(out, "results.json")))
     assert res["log"][-1]["loss"] < 0.7 * res["log"][0]["loss"]
-    # the value under operand 1 (one operation deep) is right far more often than a guess
-    assert res["position_accuracy_by_r"]["3"][1] > 0.3
+    # the value after one operation (a 300-entry table to learn) is right far more often than a guess
+    assert res["position_accuracy_by_r"]["3"][1] > 0.4
     assert set(res["accuracy_by_r"]) == {str(r) for r in tt.R_VALUES}
 
 

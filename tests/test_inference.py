@@ -1,0 +1,307 @@
+"""Inference: the KV cache gives forward()'s numbers, cache sharing, adaptive exit and its latest-entry rule,
+continuous chain of thought, the trajectory classifier, and the --think / --trajectories / --inference-report
+command lines."""
+import importlib.util
+import json
+import re
+
+import numpy as np
+import pytest
+
+import rdmini
+import train_toy as tt
+
+
+def fed(params, cfg, tokens, state0, r, m=None, prompt=3, **kw):
+    """Feed tokens (B,T): the first `prompt` in one pass, then one at a time. -> logits (B,T,V), steps, cache."""
+    B, T = tokens.shape
+    cache = rdmini.new_cache(cfg, B, r, m)
+    cuts = [0] + list(range(prompt, T)) + [T]
+    out = [rdmini.feed(params, cfg, cache, tokens[:, a:b], state0[:, a:b], **kw) for a, b in zip(cuts, cuts[1:])]
+    return np.concatenate([o[0] for o in out], axis=1), np.concatenate([o[1] for o in out], axis=1), cache
+
+
+def close(a, b, rtol):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+@pytest.mark.parametrize("prompt", [1, 3, 7])
+@pytest.mark.parametrize("injection", ["concat", "add"])
+def test_cache_equals_full_recomputation(make_cfg, make_params, make_state0, dtype, rtol, prompt, injection):
+    cfg = make_cfg(dtype=dtype, injection=injection)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(1).integers(0, cfg.vocab_size, size=(2, 7))
+    state0 = make_state0(cfg, tokens)
+    full, _ = rdmini.forward(params, cfg, tokens, 4, state0=state0)
+    logits, steps, cache = fed(params, cfg, tokens, state0, 4, prompt=prompt)
+    close(logits, full, rtol)
+    assert np.array_equal(logits.argmax(-1), full.argmax(-1)) and (steps == 4).all()
+    # the cache also keeps every position's final state, the s_r that forward decodes
+    close(cache["state"][:, :7], rdmini.trace_states(params, cfg, tokens, 4, state0=state0)[-1], rtol)
+
+
+def test_generate_equals_recomputation(make_cfg, make_params, make_state0):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    prompt = np.random.default_rng(2).integers(0, cfg.vocab_size, size=(2, 3))
+    state0 = make_state0(cfg, np.zeros((2, 7)))                         # L = 3 + 5 - 1 positions are fed
+    tokens, logits, steps = rdmini.generate(params, cfg, prompt, 5, r=3, state0=state0)
+    assert tokens.shape == (2, 8) and logits.shape == (2, 7, cfg.vocab_size) and (steps == 3).all()
+    assert np.array_equal(tokens[:, :3], prompt)
+    full, _ = rdmini.forward(params, cfg, tokens[:, :-1], 3, state0=state0)
+    close(logits, full, 1e-10)
+    assert np.array_equal(full.argmax(-1)[:, 2:], tokens[:, 3:])       # greedy: each token is the last argmax
+    # a 1-D prompt gives 1-D answers, the same as its row of the batch
+    one, one_logits, _ = rdmini.generate(params, cfg, prompt[1], 5, r=3, state0=state0[1:])
+    assert np.array_equal(one, tokens[1]) and one_logits.shape == (7, cfg.vocab_size)
+
+
+def test_generate_draws_s0_as_documented(make_cfg, make_params):
+    """rng draws (B,T,h) for the prompt, then (B,1,h) per token fed back: the same s_0 given by hand agrees."""
+    cfg = make_cfg()
+    params = make_params(cfg)
+    prompt = np.array([[1, 4, 2], [0, 3, 3]])
+    rng = np.random.default_rng(9)
+    by_hand = np.concatenate([rdmini.initial_state(cfg, (2, 3, cfg.width), rng)]
+                             + [rdmini.initial_state(cfg, (2, 1, cfg.width), rng) for _ in range(3)], axis=1)
+    drawn = rdmini.generate(params, cfg, prompt, 4, r=3, rng=np.random.default_rng(9))
+    given = rdmini.generate(params, cfg, prompt, 4, r=3, state0=by_hand)
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, given))
+    assert np.array_equal(rdmini.generate(params, cfg, prompt, 4, r=3)[1],
+                          rdmini.generate(params, cfg, prompt, 4, r=3)[1])      # rng=None: reproducible
+
+
+def test_cache_budget_of_r_or_more_changes_nothing_and_less_costs(make_cfg, make_params, make_state0):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.random.default_rng(3).integers(0, cfg.vocab_size, size=(2, 6))
+    state0 = make_state0(cfg, tokens)
+    base, _, cache = fed(params, cfg, tokens, state0, 5)
+    for m in (5, 9):
+        assert np.array_equal(fed(params, cfg, tokens, state0, 5, m)[0], base)
+    shared, _, small = fed(params, cfg, tokens, state0, 5, 2)
+    assert not np.allclose(shared, base)            # sharing is an approximation: it changes the numbers
+    assert np.allclose(shared[:, :3], base[:, :3])  # but not inside the prompt: it runs in lock-step
+    per_layer = 2 * 2 * 8 * cfg.width * 8           # keys and values, batch 2, capacity 8 (max_seq_len), h, float64
+    assert rdmini.cache_bytes(cache) == (cfg.n_prelude + cfg.n_coda + cfg.n_core * 5) * per_layer
+    assert rdmini.cache_bytes(small) == (cfg.n_prelude + cfg.n_coda + cfg.n_core * 2) * per_layer
+
+
+@pytest.mark.parametrize("criterion", ["kl", "state"])
+def test_threshold_zero_uses_all_steps(make_cfg, make_params, make_state0, criterion):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.random.default_rng(4).integers(0, cfg.vocab_size, size=(2, 6))
+    state0 = make_state0(cfg, tokens)
+    logits, steps, _ = fed(params, cfg, tokens, state0, 6, threshold=0.0, criterion=criterion)
+    assert (steps == 6).all()
+    close(logits, rdmini.forward(params, cfg, tokens, 6, state0=state0)[0], 1e-10)
+
+
+@pytest.mark.parametrize("criterion, thresholds", [("kl", [0, 1e-6, 1e-4, 1e-3, 1e-2, 0.1, 10]),
+                                                   ("state", [0, 1e-3, 1e-2, 0.03, 0.1, 0.3, 10])])
+def test_larger_threshold_never_uses_more_steps(make_cfg, make_params, make_state0, criterion, thresholds):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.random.default_rng(5).integers(0, cfg.vocab_size, size=(3, 8))
+    state0 = make_state0(cfg, tokens)
+    runs = [fed(params, cfg, tokens, state0, 12, threshold=t, criterion=criterion)[1] for t in thresholds]
+    for fewer, more in zip(runs[1:], runs):
+        assert (fewer <= more).all()
+    assert (runs[0] == 12).all() and (runs[-1] == 2).all()     # 2: the first step that has one to compare with
+    assert len({int(s.sum()) for s in runs}) >= 4              # the thresholds in between do differ
+
+
+def adapter(params, cfg, s, e):
+    return rdmini.linear_forward(np.concatenate([s, e], -1), params["adapter"])[0]
+
+
+@pytest.mark.parametrize("m", [None, 2, 3])
+def test_latest_entry_rule_by_hand(make_cfg, make_params, make_state0, m):
+    """Token 0 stops after j = 2 of r = 5 steps; token 1 runs all 5. At a step whose slot token 0 no longer
+    wrote, token 1 must read token 0's step-2 keys/values. By hand: every core block of token 1 runs on the
+    pair [token 0's input to that block at the step it left in that slot, token 1's own input]."""
+    cfg = make_cfg()
+    params = make_params(cfg)
+    r, j, mm = 5, 2, m or 5
+    tokens = np.array([[3, 5]])
+    state0 = make_state0(cfg, tokens)
+    cache = rdmini.new_cache(cfg, 1, r, m)
+    _, steps0 = rdmini.feed(params, cfg, cache, tokens[:, :1], state0[:, :1], threshold=10.0, criterion="state")
+    logits, steps1 = rdmini.feed(params, cfg, cache, tokens[:, 1:], state0[:, 1:])
+    assert steps0[0, 0] == j and steps1[0, 0] == r
+
+    rope, mask = rdmini.rope_tables(2, cfg.head_dim, cfg.rope_base, cfg.dtype), rdmini.causal_mask(2, cfg.dtype)
+    e = rdmini.prelude_forward(params, cfg, tokens, rope, mask)[0]                     # (1,2,h)
+    core = [rdmini.sub(params, f"core.{c}.") for c in range(cfg.n_core)]
+    inputs, s0 = {}, state0[:, :1]                          # token 0 alone: inputs[step][block]
+    for i in range(1, j + 1):
+        x, inputs[i] = adapter(params, cfg, s0, e[:, :1]), []
+        for p in core:
+            inputs[i].append(x)
+            x = rdmini.block_forward(x, p, cfg, rope[:1], mask[:1, :1])[0]
+        s0 = x
+
+    def step_read(i):      # the step whose entry token 0 left in step i's slot: the last one with that slot,
+        last = max(q for q in range(1, r + 1) if (q - 1) % mm == (i - 1) % mm)
+        return j if last > j else last                      # or its latest entry if it stopped before it
+
+    s1 = state0[:, 1:]
+    for i in range(1, r + 1):
+        x = adapter(params, cfg, s1, e[:, 1:])
+        for c, p in enumerate(core):
+            pair = np.concatenate([inputs[step_read(i)][c], x], axis=1)               # (1,2,h)
+            x = rdmini.block_forward(pair, p, cfg, rope, mask)[0][:, 1:]
+        s1 = x
+    by_hand = rdmini.coda_forward(params, cfg, np.concatenate([s0, s1], axis=1), rope, mask)[0][:, 1:]
+    close(logits, by_hand, 1e-10)
+
+
+def test_every_token_stopping_at_step_j_equals_the_fixed_j_run(make_cfg, make_params, make_state0):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.random.default_rng(6).integers(0, cfg.vocab_size, size=(2, 6))
+    state0 = make_state0(cfg, tokens)
+    # state criterion, huge threshold: every token stops at step 2, the first it can
+    logits, steps, _ = fed(params, cfg, tokens, state0, 7, threshold=100.0, criterion="state", prompt=1)
+    assert (steps == 2).all()
+    close(logits, rdmini.forward(params, cfg, tokens, 2, state0=state0)[0], 1e-10)
+
+
+def test_continuous_cot_starts_from_the_previous_final_state(make_cfg, make_params, make_state0):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.random.default_rng(7).integers(0, cfg.vocab_size, size=(2, 5))
+    state0 = make_state0(cfg, tokens)
+
+    def run(continuous, last_s0):
+        cache = rdmini.new_cache(cfg, 2, 4)
+        rdmini.feed(params, cfg, cache, tokens[:, :4], state0[:, :4])
+        prev = cache["state"][:, 3].copy()
+        s0 = prev[:, None] if last_s0 is None else last_s0
+        return rdmini.feed(params, cfg, cache, tokens[:, 4:], s0, continuous=continuous)[0], prev
+
+    cot, prev = run(True, state0[:, 4:])                        # continuous: state0 of that token is ignored
+    by_hand, _ = run(False, None)                               # s_0 = the previous final state, given by hand
+    noise, _ = run(False, state0[:, 4:])
+    assert np.array_equal(cot, by_hand) and not np.allclose(cot, noise)
+    assert not np.allclose(prev, state0[:, 3])                  # the previous final state is not its s_0
+
+
+def synthetic(kind, steps=64, h=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centre = 3 * rng.standard_normal(h)
+    k = np.arange(steps)[:, None]
+    if kind == "fixed point":
+        return centre + 1e-5 * rng.standard_normal((steps, h))
+    if kind == "orbit":                 # a circle of radius 1 in features 0 and 1, period 10 steps
+        circle = np.zeros((steps, h))
+        circle[:, 0], circle[:, 1] = np.cos(2 * np.pi * k[:, 0] / 10), np.sin(2 * np.pi * k[:, 0] / 10)
+        return centre + circle + 1e-3 * rng.standard_normal((steps, h))
+    direction = rng.standard_normal(h)  # slider: a steady drift
+    return centre + 0.05 * k * direction / np.linalg.norm(direction) + 1e-3 * rng.standard_normal((steps, h))
+
+
+@pytest.mark.parametrize("kind", tt.KINDS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_trajectory_classifier_on_synthetic_trajectories(kind, seed):
+    assert tt.classify_trajectory(synthetic(kind, seed=seed)) == kind
+
+
+def test_trajectory_classifier_refuses_short_trajectories():
+    with pytest.raises(ValueError, match="at least 17 steps"):
+        tt.classify_trajectory(np.zeros((10, 4)))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p, c: rdmini.generate(p, c, [], 2, 3), "non-empty"),
+    (lambda p, c: rdmini.generate(p, c, [1, 99], 2, 3), r"token ids must lie in \[0, 7\)"),
+    (lambda p, c: rdmini.generate(p, c, [1] * 9, 1, 3), "max_seq_len=8"),
+    (lambda p, c: rdmini.generate(p, c, [1] * 6, 4, 3), "max_seq_len=8"),
+    (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 0), r"r \(recurrences\) must be an integer >= 1"),
+    (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, m=0), r"m \(cache budget"),
+    (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, threshold=-1.0), "threshold"),
+    (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, threshold=0.1, criterion="argmax"), "criterion"),
+    (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 1, 2), np.zeros((1, 0), int)), "empty"),
+    (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 1, 2, capacity=3), np.zeros((1, 4), int)),
+     "Config.max_seq_len = 8"),
+    (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 2, 2), np.zeros((1, 4), int)), "cache's batch"),
+])
+def test_bad_input_is_refused(make_cfg, make_params, call, message):
+    cfg = make_cfg()
+    with pytest.raises(ValueError, match=message):
+        call(make_params(cfg), cfg)
+
+
+# ---- train_toy: streaming, --think, --trajectories, --inference-report on a tiny untrained checkpoint ----
+
+@pytest.fixture
+def toy(tmp_path):
+    """A tiny running-task checkpoint in tmp_path, as train_toy writes it (untrained: the views must run)."""
+    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8, max_seq_len=5, dtype="float64")
+    params = rdmini.init_params(cfg, 0)
+    rdmini.save_checkpoint(str(tmp_path / "checkpoint.npz"), params, cfg, run={"task": "running", "n_ops": 2})
+    return params, cfg, str(tmp_path)
+
+
+def test_streaming_problems_gives_evaluate_s_answers(toy):
+    params, cfg, _ = toy
+    problems = tt.random_problems(np.random.default_rng(0), 20, 2)
+    answers, steps = tt.stream(params, cfg, problems, 3)
+    assert answers == tt.evaluate(params, cfg, problems, [3])[3][2] and (steps == 3).all()
+    with pytest.raises(ValueError, match="characters"):
+        tt.stream(params, cfg, ["3+a"], 3)
+
+
+@pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate"),
+                                              ("3+5*2-7", "at most 5")])
+def test_think_refuses_a_problem_it_cannot_read(toy, capsys, problem, message):
+    with pytest.raises(SystemExit) as err:
+        tt.main(["--think", problem, "--out", toy[2]])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_think_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        tt.main(["--think", "3+5", "--out", str(tmp_path)])
+    assert err.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_think_prints_one_row_per_step_and_the_steps_used(toy, capsys):
+    tt.main(["--think", "3+5*2", "--out", toy[2], "--r", "5", "--exit-threshold", "0"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("step ")]
+    assert len(rows) == 5 and all("/3 right" in row for row in rows)
+    steps = [line for line in out.splitlines() if line.startswith("steps")][0].split()[1:]
+    assert steps == ["5"] * 5                      # threshold 0: every token uses all r steps
+
+
+def test_trajectories_and_plot(toy, tmp_path, capsys):
+    figures = tmp_path / "figures"
+    argv = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(figures)]
+    if importlib.util.find_spec("matplotlib") is None:
+        with pytest.raises(SystemExit) as err:
+            tt.main(argv)
+        captured = capsys.readouterr()
+        assert err.value.code == 2 and "pip install matplotlib" in captured.err
+    else:
+        tt.main(argv)
+        captured = capsys.readouterr()
+        assert (figures / "trajectories_pca.png").exists() and (figures / "convergence.png").exists()
+    counts = dict(re.findall(r"^  (fixed point|orbit|slider) +(\d+) tokens", captured.out, re.M))
+    assert "6 problems" in captured.out and sum(map(int, counts.values())) == 6 * 5 and len(counts) == 3
+
+
+def test_inference_report(toy):
+    params, cfg, out = toy
+    tt.main(["--inference-report", "--out", out, "--eval-problems", "8"])
+    saved = json.load(open(out + "/inference.json"))
+    size = saved["cache_bytes"]
+    assert size["64"]["m4"] == size["16"]["m4"] == size["4"]["unshared"] < size["16"]["unshared"]
+    assert size["16"]["unshared"] < size["64"]["unshared"]
+    # the unshared streamed run is evaluate()'s run on the same problems and s_0
+    problems = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 8, saved["n_ops"])
+    assert saved["accuracy_by_m"]["8"]["8"]["accuracy"] == tt.evaluate(params, cfg, problems, [8])[8][0]
+    assert sum(saved["trajectories"].values()) == 6 * 5
