@@ -20,6 +20,7 @@ core's weights, the injected e, the tied embedding) are summed with `+=`, one co
 Legend of the letters used in shape comments:
     B batch, T time (sequence positions), h width, H heads, d = h / H head width, F MLP hidden width,
     V vocabulary, N = B * T positions, r recurrences (core iterations), k backprop steps (the last k of r).
+    At inference: c positions a KV cache can hold, m its core slots (the cache budget), t new positions.
 """
 import dataclasses
 import json

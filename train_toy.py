@@ -219,7 +219,7 @@ def count_flops(cfg, B, T, r, k):
     step = cfg.n_core * block + adapter
     outside = (cfg.n_prelude + cfg.n_coda) * block + 2 * N * h * V                    # + unembedding
     forward = outside + r * step
-    backward = 2 * (outside + min(k, r) * step)
+    backward = 2 * (outside + min(k, r) * step) if k > 0 else 0              # k = 0: inference
     return {"forward": forward, "backward": backward, "total": forward + backward}
 
 
@@ -299,7 +299,6 @@ def peak_memory(params, cfg, args, r, k):
 
 def bench(args):
     """Time the default training step; compare with the machine's matmul rate; memory vs r and k."""
-    args.n_ops = args.n_ops or 8
     cfg = make_config(args)
     params = rdmini.init_params(cfg, args.seed)
     opt = rdmini.adamw_init(params)
@@ -380,6 +379,7 @@ def bench(args):
 # ============================================================================================
 
 def make_config(args):
+    args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
                          max_seq_len=max(64, 3 * args.n_ops + 15), mean_r=args.mean_r, backprop_k=args.k,
@@ -427,7 +427,6 @@ def train(args):
             g.bit_generator.state = state["rngs"][n]
         print(f"Loaded {path} at step {step}")
     else:
-        args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
         cfg = make_config(args)
         params = rdmini.init_params(cfg, args.seed)
         opt, step = rdmini.adamw_init(params), 0
