@@ -727,24 +727,24 @@ def inference_report(args):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=3000, help="total training steps (a resumed run stops here too)")
+    p.add_argument("--steps", type=int, default=5000, help="total training steps (a resumed run stops here too)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
     p.add_argument("--n-ops", type=int, default=None,
                    help="most operations per problem (running, default 8) or digits per number (addition, default 6)")
-    p.add_argument("--mean-r", type=float, default=8.0, help="mean recurrences per step (1 = no recurrence)")
+    p.add_argument("--mean-r", type=float, default=10.0, help="mean recurrences per step (1 = no recurrence)")
     p.add_argument("--max-r", type=int, default=32, help="cap on the r drawn per step")
     p.add_argument("--k", type=int, default=4, help="backprop through the last k iterations")
     p.add_argument("--width", type=int, default=64, help="model width h")
     p.add_argument("--heads", type=int, default=4, help="attention heads")
-    p.add_argument("--core", type=int, default=2, help="transformer blocks in the core")
+    p.add_argument("--core", type=int, default=1, help="transformer blocks in the core")
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
-    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
+    p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole run")
     p.add_argument("--r", type=int, default=8, help="test-time r for the progress line")
     p.add_argument("--out", default=os.path.join("runs", "toy"), help="run folder")
