@@ -39,12 +39,12 @@ class Config:
     n_heads: int = 4            # H: attention heads; width / n_heads is the head width d (must be even: RoPE)
     mlp_hidden: int = 128       # F: hidden width of the SwiGLU MLP
     n_prelude: int = 1          # transformer blocks in the prelude (run once)
-    n_core: int = 2             # transformer blocks in the core (run r times, shared weights)
+    n_core: int = 2             # transformer blocks in the core, run r times with shared weights (train_toy: 1)
     n_coda: int = 1             # transformer blocks in the coda (run once)
     max_seq_len: int = 64       # T may not exceed this
     state_std: float = 0.63     # sigma of the initial state s_0 (paper: variance 2/5); 0 gives s_0 = 0
-    mean_r: float = 8.0         # mean recurrences drawn by sample_r in training; 1 means no recurrence
-    backprop_k: int = 4         # k: how many of the last iterations get gradient in training
+    mean_r: float = 8.0         # mean r drawn by sample_r in training (train_toy's default: 10); 1 = no recurrence
+    backprop_k: int = 4         # k used in training, kept with the checkpoint; forward() takes k as an argument
     injection: str = "concat"   # how e enters the core: "concat" ([s, e] @ W, 2h -> h) or "add" (s + e)
     dtype: str = "float32"      # "float32" to train, "float64" for gradient checks
     rope_base: float = 10000.0  # base of the rotary position embedding's frequencies
@@ -93,7 +93,7 @@ def param_shapes(cfg):
     shapes = {"embed": (cfg.vocab_size, h)}            # tied: also the unembedding
     for stage, n in (("prelude", cfg.n_prelude), ("core", cfg.n_core), ("coda", cfg.n_coda)):
         for i in range(n):
-            shapes.update({f"{stage}.{i}.{k}": s for k, s in block_shapes(cfg).items()})
+            shapes.update({f"{stage}.{i}.{name}": shape for name, shape in block_shapes(cfg).items()})
     if cfg.injection == "concat":
         shapes["adapter"] = (2 * h, h)
     shapes["final_norm"] = (h,)
@@ -215,7 +215,7 @@ def attention_forward(x, p, n_heads, rope, mask, kv=None):
     if kv is not None:
         k, v = kv_update(kv, k, v)                                            # (B,H,t0+T,d): with the past
     q = q * (1.0 / math.sqrt(d))
-    scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T)
+    scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T); (B,H,T,t0+T) with a cache
     att = np.exp(scores - scores.max(axis=-1, keepdims=True))
     att /= att.sum(axis=-1, keepdims=True)                                    # softmax over keys
     y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, h)                      # (B,H,T,d) -> (B,T,h)
@@ -234,7 +234,7 @@ def attention_backward(dout, cache):
     dscores = att * (datt - np.sum(datt * att, axis=-1, keepdims=True))       # (B,H,T,T)
     dq = (dscores @ k) * (1.0 / math.sqrt(d))                                 # scores = q k^T, q scaled
     dk = dscores.swapaxes(-1, -2) @ q
-    dqkv = np.stack([dq, dk, dv]).transpose(0, 1, 3, 2, 4).copy()             # (3,B,T,H,d)
+    dqkv = np.stack([dq, dk, dv]).transpose(0, 1, 3, 2, 4).copy()             # (3,B,T,H,d), in memory order
     dqkv[:2] = rope_backward(dqkv[:2], rope)                                  # qk = rope(qkv[:2])
     dqkv = dqkv.reshape(3, B, T, H * d)                                       # (3,B,T,h)
     dx, dqkv_w = linear_backward(dqkv, c_qkv)                                 # qkv = x @ qkv_w
@@ -269,19 +269,19 @@ def block_forward(x, p, cfg, rope, mask, kv=None):
     a, c1 = rmsnorm_forward(x, p["attn_norm_in"], eps)
     a, c2 = attention_forward(a, p, cfg.n_heads, rope, mask, kv)
     x, c3 = rmsnorm_forward(a + x, p["attn_norm_out"], eps)
-    m, c4 = rmsnorm_forward(x, p["mlp_norm_in"], eps)
-    m, c5 = swiglu_forward(m, p)
-    x, c6 = rmsnorm_forward(m + x, p["mlp_norm_out"], eps)
+    y, c4 = rmsnorm_forward(x, p["mlp_norm_in"], eps)
+    y, c5 = swiglu_forward(y, p)
+    x, c6 = rmsnorm_forward(y + x, p["mlp_norm_out"], eps)
     return x, (c1, c2, c3, c4, c5, c6)
 
 
 def block_backward(dout, cache):
     c1, c2, c3, c4, c5, c6 = cache
     g = {}
-    dsum, g["mlp_norm_out"] = rmsnorm_backward(dout, c6)        # x = n4(m + x)
-    dm, g_mlp = swiglu_backward(dsum, c5)                       # m = mlp(m)
-    dx, g["mlp_norm_in"] = rmsnorm_backward(dm, c4)             # m = n3(x)
-    dx += dsum                                                  # the residual branch of m + x
+    dsum, g["mlp_norm_out"] = rmsnorm_backward(dout, c6)        # x = n4(y + x)
+    dy, g_mlp = swiglu_backward(dsum, c5)                       # y = mlp(y)
+    dx, g["mlp_norm_in"] = rmsnorm_backward(dy, c4)             # y = n3(x)
+    dx += dsum                                                  # the residual branch of y + x
     dsum, g["attn_norm_out"] = rmsnorm_backward(dx, c3)         # x = n2(a + x)
     da, g_attn = attention_backward(dsum, c2)                   # a = attn(a)
     dx, g["attn_norm_in"] = rmsnorm_backward(da, c1)            # a = n1(x)
@@ -316,24 +316,25 @@ def stack_backward(dx, caches, grads, stage):
 def recurrence_step(s, e, params, cfg, rope, mask, kvs=None):
     """One iteration of thinking: s (B,T,h), e (B,T,h) -> new s (B,T,h), and the step's cache.
     (kvs: the KV cache of this step's core blocks, at inference only; see feed.)"""
-    if cfg.injection == "concat":
+    # Input injection: e enters every iteration, so however long the core runs it still sees the input.
+    if cfg.injection == "concat":   # the paper's adapter: a learned 2h -> h map weighs state against input
         x, c_in = linear_forward(np.concatenate([s, e], axis=-1), params["adapter"])  # (B,T,2h) -> (B,T,h)
-    else:
+    else:                           # the simpler form, which the paper finds as good for small models
         x, c_in = s + e, None
-    x, c_core = stack_forward(x, params, cfg, "core", cfg.n_core, rope, mask, kvs)
-    return x, (c_in, c_core)
+    s_new, c_core = stack_forward(x, params, cfg, "core", cfg.n_core, rope, mask, kvs)
+    return s_new, (c_in, c_core)
 
 
 def recurrence_step_backward(ds, cache, grads, cfg):
     """-> (d s_{i-1}, d e) for one iteration; adds this iteration's weight gradients into grads."""
     c_in, c_core = cache
-    dx = stack_backward(ds, c_core, grads, "core")
+    dx = stack_backward(ds, c_core, grads, "core")             # s_new = core(x)
     if cfg.injection == "concat":
         dse, dW = linear_backward(dx, c_in)                     # x = [s, e] @ adapter
         grads["adapter"] += dW
         ds_prev, de = np.split(dse, 2, axis=-1)                 # (B,T,2h) -> 2 x (B,T,h)
     else:
-        ds_prev, de = dx, dx                                    # x = s + e
+        ds_prev, de = dx, dx.copy()     # x = s + e: both get dx (two arrays: a caller may change one in place)
     return ds_prev, de
 
 # ===================================== end of the recurrence step ==========================
@@ -412,7 +413,8 @@ def forward(params, cfg, tokens, r, k=0, rng=None, state0=None):
     rope, mask, e, c_prelude, s = start(params, cfg, tokens, rng, state0)   # e, s: (B,T,h)
     # Truncated backprop. The first r - k iterations run and forget: no gradient will flow through
     # them, so nothing of theirs is kept. Only the last min(k, r) keep their caches. Memory therefore
-    # grows with k, not with r.
+    # grows with k, not with r. (There is no autograd here: "no gradient" just means the backward is
+    # never called for those iterations, so s_(r-k) enters the kept ones as a constant, like .detach().)
     for i in range(max(r - k, 0)):
         s, _ = recurrence_step(s, e, params, cfg, rope, mask)
     step_caches = []
@@ -421,7 +423,7 @@ def forward(params, cfg, tokens, r, k=0, rng=None, state0=None):
         step_caches.append(c)
     logits, c_coda = coda_forward(params, cfg, s, rope, mask)
     cache = {"cfg": cfg, "shapes": {n: w.shape for n, w in params.items()}, "prelude": c_prelude,
-             "steps": step_caches, "coda": c_coda, "k": k} if k > 0 else None
+             "steps": step_caches, "coda": c_coda} if k > 0 else None
     return logits, cache
 
 
@@ -469,7 +471,7 @@ def backward(cache, dlogits):
     for c in reversed(cache["steps"]):
         ds, de_i = recurrence_step_backward(ds, c, grads, cfg)
         de += de_i
-    # ds is now d loss / d s_(r-k). The first r - k iterations kept nothing: the gradient stops here.
+    # ds is now d loss / d s_(r-k), and unused: that state counts as a constant, the gradient stops here.
     c_emb, c_blocks = cache["prelude"]
     dx = stack_backward(de, c_blocks, grads, "prelude")
     grads["embed"] += embedding_backward(dx, c_emb)             # x = embed[tokens] * sqrt(h)
@@ -503,8 +505,9 @@ def logits_by_r(params, cfg, tokens, rs, rng=None, state0=None):
 
 
 def sample_r(rng, mean_r):
-    """The paper's training distribution of r: tau ~ N(log(mean_r - 1) - sigma^2/2, sigma), sigma = 1/2,
-    r = Poisson(exp(tau)) + 1. E[exp(tau)] = mean_r - 1, so E[r] = mean_r; heavy right tail."""
+    """The paper's training distribution of r, shifted so that E[r] = mean_r (the paper's log(rbar) gives
+    rbar + 1): tau ~ N(log(mean_r - 1) - sigma^2/2, sigma), sigma = 1/2, r = Poisson(exp(tau)) + 1.
+    E[exp(tau)] = mean_r - 1, so E[r] = mean_r; the right tail is heavy."""
     if mean_r < 1:
         raise ValueError(f"mean_r must be >= 1, got {mean_r}")
     if mean_r == 1:
