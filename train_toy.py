@@ -727,7 +727,7 @@ def inference_report(args):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=5000, help="total training steps (a resumed run stops here too)")
+    p.add_argument("--steps", type=int, default=8000, help="total training steps (a resumed run stops here too)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
