@@ -427,6 +427,12 @@ def forward(params, cfg, tokens, r, k=0, rng=None, state0=None):
     return logits, cache
 
 
+def log_softmax(logits):
+    """log p over the last axis; subtracting the max first keeps exp from overflowing."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 def cross_entropy(logits, targets, mask):
     """Mean cross-entropy over the positions where mask is true (the answer tokens).
     logits (B,T,V), targets (B,T) int, mask (B,T) bool -> (loss, dlogits (B,T,V))."""
@@ -441,8 +447,7 @@ def cross_entropy(logits, targets, mask):
     n = int(mask.sum())
     if n == 0:
         raise ValueError("mask selects no position: the loss would be 0/0; mark at least one answer token")
-    z = logits - logits.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))                  # (B,T,V)
+    logp = log_softmax(logits)                                                # (B,T,V)
     picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]    # (B,T)
     loss = -(picked * mask).sum() / n
     # The chain rule starts here: d loss / d logits = (p - onehot(target)) / n at masked positions
@@ -692,11 +697,6 @@ def kv_update(kv, k, v):
     new, slot = np.stack([k, v]), store[:, :, :, t0:t0 + T]                  # (2,B,H,T,d); slot is a view
     slot[...] = new if write is None else np.where(write[:, None, :, None], new, slot)
     return store[0, :, :, :t0 + T], store[1, :, :, :t0 + T]
-
-
-def log_softmax(logits):
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl", continuous=False):
