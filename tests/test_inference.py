@@ -255,7 +255,7 @@ def test_streaming_problems_gives_evaluate_s_answers(toy):
 
 
 @pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate"),
-                                              ("3+5*2-7", "at most 5")])
+                                              ("3+5*2-7+1*3", "at most 5")])
 def test_think_refuses_a_problem_it_cannot_read(toy, capsys, problem, message):
     with pytest.raises(SystemExit) as err:
         tt.main(["--think", problem, "--out", toy[2]])
@@ -275,7 +275,7 @@ def test_think_prints_one_row_per_step_and_the_steps_used(toy, capsys):
     rows = [line for line in out.splitlines() if line.startswith("step ")]
     assert len(rows) == 5 and all("/3 right" in row for row in rows)
     steps = [line for line in out.splitlines() if line.startswith("steps")][0].split()[1:]
-    assert steps == ["5"] * 5                      # threshold 0: every token uses all r steps
+    assert steps == ["5"] * 3                      # threshold 0: every token uses all r steps
 
 
 def test_trajectories_and_plot(toy, tmp_path, capsys):
@@ -291,7 +291,7 @@ def test_trajectories_and_plot(toy, tmp_path, capsys):
         captured = capsys.readouterr()
         assert (figures / "trajectories_pca.png").exists() and (figures / "convergence.png").exists()
     counts = dict(re.findall(r"^  (fixed point|orbit|slider) +(\d+) tokens", captured.out, re.M))
-    assert "6 problems" in captured.out and sum(map(int, counts.values())) == 6 * 5 and len(counts) == 3
+    assert "6 problems" in captured.out and sum(map(int, counts.values())) == 6 * 3 and len(counts) == 3
 
 
 def test_inference_report(toy):
@@ -304,4 +304,4 @@ def test_inference_report(toy):
     # the unshared streamed run is evaluate()'s run on the same problems and s_0
     problems = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 8, saved["n_ops"])
     assert saved["accuracy_by_m"]["8"]["8"]["accuracy"] == tt.evaluate(params, cfg, problems, [8])[8][0]
-    assert sum(saved["trajectories"].values()) == 6 * 5
+    assert sum(saved["trajectories"].values()) == 6 * 3
