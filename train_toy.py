@@ -9,7 +9,7 @@ operand, then one token per operation ("*2" is one token: times 2):
     targets    3   8   6   9          3, 3+5 = 8, 8*2 = 16 -> 6, 6-7 = -1 -> 9
     mask       1   1   1   1          every position holds an answer
 
-Operations do not commute, so the value at operand j needs every operation before it: this is state
+Operations do not commute, so the value at position j needs every operation before it: this is state
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
@@ -315,7 +315,7 @@ def bench(args):
     params = rdmini.init_params(cfg, args.seed)
     opt = rdmini.adamw_init(params)
     rng = np.random.default_rng(args.seed)
-    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, 2 * args.n_ops + 1
+    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, args.n_ops + 1   # T = n_ops + 1 tokens
 
     def step():
         tokens, targets, mask = make_batch(rng, B, args.n_ops)
@@ -513,8 +513,8 @@ def load_model(args):
 
 
 def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0):
-    """Equal-length problems fed one token at a time through the KV cache, as if typed: the value under
-    an operand is read as soon as that operand arrives. -> (answers, core steps per token (B,T)).
+    """Equal-length problems fed one token at a time through the KV cache, as if typed: each
+    answer is read as soon as its token arrives. -> (answers, core steps per token (B,T)).
     s_0 is one draw (B,T,h) from default_rng(seed), given token by token, so with m = None and threshold
     None the answers are evaluate()'s (same s_0 for up to 500 problems): the cache changes nothing."""
     for problem in problems:
@@ -643,7 +643,7 @@ def plot_trajectories(out, folder):
 
 def trajectory_problems(cfg):
     """A few held-out problems of 8 operations (fewer if the model reads less)."""
-    n_ops = min(8, (cfg.max_seq_len - 1) // 2)
+    n_ops = min(8, cfg.max_seq_len - 1)
     return random_problems(np.random.default_rng(EVAL_SEED), 6, n_ops)
 
 
@@ -676,8 +676,8 @@ def inference_report(args):
     """Measure the cache, sharing and adaptive exit on held-out problems; print and save inference.json."""
     params, cfg = load_model(args)
     t_start = time.time()
-    n_ops = min(8, (cfg.max_seq_len - 1) // 2)
-    T, n = 2 * n_ops + 1, min(300, args.eval_problems)
+    n_ops = min(8, cfg.max_seq_len - 1)
+    T, n = n_ops + 1, min(300, args.eval_problems)
     problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
     truths = [running_values(p) for p in problems]
 
@@ -723,7 +723,7 @@ def inference_report(args):
                                     "mean_steps_by_operand": [float(s) for s in by_pos]})
             print(f"  {k} ops{' + CoT' if cot else '      '}: accuracy {accuracy(answers, tr):.3f} "
                   f"(fixed {fixed:.3f}), "
-                  f"{steps.mean():4.1f} steps per token; by operand " + " ".join(f"{s:4.1f}" for s in by_pos))
+                  f"{steps.mean():4.1f} steps per token; by position " + " ".join(f"{s:4.1f}" for s in by_pos))
     out = trajectories(params, cfg, trajectory_problems(cfg), 128)
     res["trajectories"] = {kind: out["kinds"].count(kind) for kind in KINDS}
     print(f"\nTrajectories over 128 steps of {len(out['kinds'])} tokens: "

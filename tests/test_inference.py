@@ -291,7 +291,8 @@ def test_trajectories_and_plot(toy, tmp_path, capsys):
         captured = capsys.readouterr()
         assert (figures / "trajectories_pca.png").exists() and (figures / "convergence.png").exists()
     counts = dict(re.findall(r"^  (fixed point|orbit|slider) +(\d+) tokens", captured.out, re.M))
-    assert "6 problems" in captured.out and sum(map(int, counts.values())) == 6 * 3 and len(counts) == 3
+    # 6 problems of 4 operations, the most this 5-token model reads: 5 tokens each
+    assert "6 problems" in captured.out and sum(map(int, counts.values())) == 6 * 5 and len(counts) == 3
 
 
 def test_inference_report(toy):
@@ -301,7 +302,9 @@ def test_inference_report(toy):
     size = saved["cache_bytes"]
     assert size["64"]["m4"] == size["16"]["m4"] == size["4"]["unshared"] < size["16"]["unshared"]
     assert size["16"]["unshared"] < size["64"]["unshared"]
+    # sized for one problem as the model reads it: the first operand and one token per operation
+    assert size["4"]["unshared"] == rdmini.cache_bytes(rdmini.new_cache(cfg, 1, 4, None, capacity=saved["n_ops"] + 1))
     # the unshared streamed run is evaluate()'s run on the same problems and s_0
     problems = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 8, saved["n_ops"])
     assert saved["accuracy_by_m"]["8"]["8"]["accuracy"] == tt.evaluate(params, cfg, problems, [8])[8][0]
-    assert sum(saved["trajectories"].values()) == 6 * 3
+    assert sum(saved["trajectories"].values()) == 6 * 5

@@ -179,5 +179,6 @@ def test_bench_quick_mode(tmp_path):
                    "--n-ops", "2", "--out", str(tmp_path)])
     saved = json.load(open(tmp_path / "bench.json"))
     assert saved["seconds_per_step"] > 0 and saved["flops_per_step"]["total"] == res["flops_per_step"]["total"]
+    assert saved["config"]["T"] == tt.make_batch(np.random.default_rng(0), 1, 2)[0].shape[1]   # the real width
     assert set(saved["peak_memory_bytes"]["r_at_k"]) == {"4", "16", "64"}
     assert 0 < sum(saved["time_share"].values()) <= 1.0001
