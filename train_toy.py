@@ -93,6 +93,11 @@ def layout(problem, task="running"):
     return tokens, running_values(problem), range(len(tokens))
 
 
+def problem_tokens(n_ops, task="running"):
+    """Tokens in one problem of size n_ops, as layout() reads it (running: n_ops + 1)."""
+    return len(layout(random_problems(np.random.default_rng(0), 1, n_ops, task)[0], task)[0])
+
+
 def encode(problems, T=None, task="running"):
     """Problems -> tokens (B,T), targets (B,T), mask (B,T): the answers at their positions, padded to T."""
     laid = [layout(p, task) for p in problems]
@@ -316,7 +321,7 @@ def bench(args):
     params = rdmini.init_params(cfg, args.seed)
     opt = rdmini.adamw_init(params)
     rng = np.random.default_rng(args.seed)
-    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, args.n_ops + 1   # T = n_ops + 1 tokens
+    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, problem_tokens(args.n_ops)
 
     def step():
         tokens, targets, mask = make_batch(rng, B, args.n_ops)
@@ -678,7 +683,7 @@ def inference_report(args):
     params, cfg = load_model(args)
     t_start = time.time()
     n_ops = min(8, cfg.max_seq_len - 1)
-    T, n = n_ops + 1, min(300, args.eval_problems)
+    T, n = problem_tokens(n_ops), min(300, args.eval_problems)
     problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
     truths = [running_values(p) for p in problems]
 
