@@ -163,7 +163,8 @@ def linear_backward(dout, cache):
 
 
 def rmsnorm_forward(x, w, eps):
-    rstd = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)   # (..., h) -> (..., 1)
+    # mean of squares as sum / h: the same arithmetic as np.mean, without its Python-level overhead
+    rstd = 1.0 / np.sqrt((x * x).sum(axis=-1, keepdims=True) / x.shape[-1] + eps)   # (..., h) -> (..., 1)
     xhat = x * rstd
     return xhat * w, (xhat, rstd, w)
 
@@ -173,7 +174,7 @@ def rmsnorm_backward(dout, cache):
     dw = (dout * xhat).reshape(-1, w.shape[0]).sum(axis=0)  # out = xhat * w
     dxhat = dout * w
     # xhat = x * rstd, rstd = mean(x^2)^(-1/2): the rstd term removes dxhat's component along xhat
-    dx = rstd * (dxhat - xhat * np.mean(dxhat * xhat, axis=-1, keepdims=True))
+    dx = rstd * (dxhat - xhat * ((dxhat * xhat).sum(axis=-1, keepdims=True) / xhat.shape[-1]))
     return dx, dw
 
 
@@ -433,9 +434,11 @@ def log_softmax(logits):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def cross_entropy(logits, targets, mask):
+def cross_entropy(logits, targets, mask, count=None):
     """Mean cross-entropy over the positions where mask is true (the answer tokens).
-    logits (B,T,V), targets (B,T) int, mask (B,T) bool -> (loss, dlogits (B,T,V))."""
+    logits (B,T,V), targets (B,T) int, mask (B,T) bool -> (loss, dlogits (B,T,V)).
+    count: what the sum is divided by, if not mask.sum(). A slice of a batch passes the whole batch's
+    count, so that the slices' losses and gradients add up to the whole batch's (train_toy's threads)."""
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != logits.shape[:2] or np.shape(targets) != logits.shape[:2]:
         raise ValueError(f"targets and mask must have shape (B, T) = {logits.shape[:2]}, "
@@ -445,6 +448,11 @@ def cross_entropy(logits, targets, mask):
         raise ValueError(f"targets must be integers in [0, {logits.shape[-1]}) (token ids), "
                          f"got {targets.dtype} from {targets.min()} to {targets.max()}")
     n = int(mask.sum())
+    if count is not None:
+        if not count >= max(n, 1):
+            raise ValueError(f"count={count} must be >= 1 and at least the {n} positions mask selects: "
+                             "pass the whole batch's mask.sum()")
+        n = int(count)
     if n == 0:
         raise ValueError("mask selects no position: the loss would be 0/0; mark at least one answer token")
     logp = log_softmax(logits)                                                # (B,T,V)

@@ -18,6 +18,8 @@ the answer travel about one operation further, so the accuracy on long chains sh
     python train_toy.py --help           # every option
 """
 import argparse
+import concurrent.futures
+import ctypes
 import json
 import math
 import os
@@ -26,7 +28,13 @@ import sys
 import time
 import tracemalloc
 
-import numpy as np
+# This script uses both cores with threads of its own (--threads), each running single-threaded numpy.
+# BLAS threads on top would fight them for the same cores, so BLAS gets one thread, unless you say otherwise.
+# (It must be set before numpy is imported; when numpy came first, as under pytest, it has no effect.)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 import rdmini
 
@@ -157,15 +165,17 @@ def predict(params, cfg, problem, r, rng=None, task="running"):
 # Evaluation: accuracy for every r, from one pass that decodes the state at each r on its way
 # ============================================================================================
 
-def evaluate(params, cfg, problems, rs, task="running", chunk=500):
+def evaluate(params, cfg, problems, rs, task="running", chunk=500, threads=1):
     """-> {r: (all-right accuracy, accuracy per answer position, predictions)} on equal-length problems."""
     tokens, targets, mask = encode(problems, task=task)
     right = {r: [] for r in rs}
     preds = {r: [] for r in rs}
-    for i in range(0, len(problems), chunk):
+    starts = range(0, len(problems), chunk)
+    # a fixed noise stream per chunk: evaluation is reproducible, the same for every r and any threads
+    by_chunk = parallel_map(lambda i: rdmini.logits_by_r(params, cfg, tokens[i:i + chunk], set(rs),
+                                                         rng=np.random.default_rng(i)), starts, threads)
+    for i, logits in zip(starts, by_chunk):
         sl = slice(i, i + chunk)
-        # a fixed noise stream per chunk: evaluation is reproducible and the same for every r
-        logits = rdmini.logits_by_r(params, cfg, tokens[sl], set(rs), rng=np.random.default_rng(i))
         for r in rs:
             guess = logits[r].argmax(-1)
             right[r].append((guess == targets[sl])[:, mask[0]])            # (chunk, n_ops + 1)
@@ -196,14 +206,14 @@ def final_report(params, cfg, args, out_dir, extra):
     if len(layout(longer_problems[0], task)[0]) > cfg.max_seq_len:
         longer_problems = []
     label, unit = ("op", "operations") if task == "running" else ("d", "digits per number")
-    main = evaluate(params, cfg, problems, R_VALUES, task)
+    main = evaluate(params, cfg, problems, R_VALUES, task, threads=args.threads)
     print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} {unit} (all right = every "
                 f"answer right; {label}J = the answer at position J)", main, label)
     results = {"task": task, "n_ops": args.n_ops, **extra,
                "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
                "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}}
     if longer_problems:
-        longer = evaluate(params, cfg, longer_problems, R_VALUES, task)
+        longer = evaluate(params, cfg, longer_problems, R_VALUES, task, threads=args.threads)
         print_table(f"Longer than trained: {len(longer_problems)} problems with {longer_ops} {unit}", longer, label)
         results["longer"] = {"n_ops": longer_ops,
                              "accuracy_by_r": {str(r): v[0] for r, v in longer.items()},
@@ -250,12 +260,17 @@ def median_seconds(fn, repeats):
     return float(np.median(times))
 
 
-def matmul_rate(m, n, p, repeats):
-    """GFLOP/s of a float32 (m, n) @ (n, p) product, median over repeats."""
+def matmul_rate(m, n, p, repeats, threads=1):
+    """GFLOP/s of float32 (m, n) @ (n, p) products: `threads` threads at once (the cores a training step
+    uses), each running `repeats` products back to back; the best of five tries, as the machine's limit."""
     a = np.random.default_rng(0).standard_normal((m, n)).astype(np.float32)
     b = np.random.default_rng(1).standard_normal((n, p)).astype(np.float32)
-    a @ b
-    return 2 * m * n * p / median_seconds(lambda: a @ b, repeats) / 1e9
+
+    def products(_):
+        for _ in range(repeats):
+            a @ b
+    seconds = min(median_seconds(lambda: parallel_map(products, range(threads), threads), 1) for _ in range(5))
+    return threads * repeats * 2 * m * n * p / seconds / 1e9
 
 
 class SectionTimer:
@@ -323,33 +338,30 @@ def bench(args):
     rng = np.random.default_rng(args.seed)
     r, k, B, T = int(round(args.mean_r)), args.k, args.batch, problem_tokens(args.n_ops)
 
-    def step():
-        tokens, targets, mask = make_batch(rng, B, args.n_ops)
-        logits, cache = rdmini.forward(params, cfg, tokens, r, k, rng=rng)
-        loss, dlogits = rdmini.cross_entropy(logits, targets, mask)
-        rdmini.adamw_update(params, rdmini.backward(cache, dlogits), opt, 1e-4)
+    def step(threads=args.threads, params=params, cfg=cfg, opt=opt, B=B, n_ops=args.n_ops):
+        batch = make_batch(rng, B, n_ops)
+        state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
+        loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads)
+        rdmini.adamw_update(params, grads, opt, 1e-4)
     step()                                                          # warm-up
     seconds = median_seconds(step, args.bench_steps)
+    one_thread = median_seconds(lambda: step(threads=1), args.bench_steps) if args.threads > 1 else seconds
     flops = count_flops(cfg, B, T, r, k)
-    big = matmul_rate(2048, 2048, 2048, max(3, args.bench_steps // 4))
-    own = matmul_rate(B * T, cfg.width, 2 * cfg.mlp_hidden, max(20, args.bench_steps))
-    with SectionTimer() as timer:                                   # where the time goes
+    big = matmul_rate(2048, 2048, 2048, 2, args.threads)
+    own = matmul_rate(B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden, 200, args.threads)
+    with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
         for _ in range(max(3, args.bench_steps // 2)):
-            step()
+            step(threads=1)
     # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
-    # remains is the interpreter and numpy's per-call cost, paid the same at any size.
-    tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "batch": 1, "n_ops": 1})
+    # remains is the interpreter and numpy's per-call cost, paid the same at any size. Timed in one thread
+    # for one slice; a real step has one slice per thread, and only one thread can run Python at a time.
+    tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "n_ops": 1})
     tiny_cfg = make_config(tiny)
     tiny_params = rdmini.init_params(tiny_cfg, 0)
     tiny_opt = rdmini.adamw_init(tiny_params)
-
-    def tiny_step():
-        tokens, targets, mask = make_batch(rng, 1, 1)
-        logits, cache = rdmini.forward(tiny_params, tiny_cfg, tokens, r, k, rng=rng)
-        rdmini.adamw_update(tiny_params, rdmini.backward(cache, rdmini.cross_entropy(logits, targets, mask)[1]),
-                            tiny_opt, 1e-4)
+    tiny_step = lambda: step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)  # noqa: E731
     tiny_step()
-    overhead = median_seconds(tiny_step, args.bench_steps)
+    overhead = args.threads * median_seconds(tiny_step, args.bench_steps)
     memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
               "k_at_r16": {str(kk): peak_memory(params, cfg, args, 16, kk) for kk in (1, 4, 16)}}
     achieved = flops["total"] / seconds / 1e9
@@ -357,27 +369,30 @@ def bench(args):
     result = {
         "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                     "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")},
-        "config": {"batch": B, "T": T, "r": r, "k": k, "width": cfg.width, "n_core": cfg.n_core},
-        "seconds_per_step": seconds, "tokens_per_second": B * T / seconds,
+        "config": {"batch": B, "T": T, "r": r, "k": k, "width": cfg.width, "n_core": cfg.n_core,
+                   "threads": args.threads},
+        "seconds_per_step": seconds, "tokens_per_second": B * T / seconds, "seconds_per_step_one_thread": one_thread,
         "flops_per_step": flops, "achieved_gflops": achieved,
         "matmul_gflops_2048": big, "matmul_gflops_model_shape": own,
-        "model_shape": [B * T, cfg.width, 2 * cfg.mlp_hidden],
+        "model_shape": [B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden],
         "mfu_vs_2048": achieved / big, "mfu_vs_model_shape": achieved / own,
         "python_overhead_seconds": overhead, "python_overhead_share": overhead / seconds,
         "time_share": {s: t / total_timed for s, t in sorted(timer.total.items(), key=lambda x: -x[1])},
         "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
     }
     print(f"Training step, batch {B} x T {T}, r = {r}, k = {k}, width {cfg.width}: "
-          f"{seconds * 1000:.1f} ms (median of {args.bench_steps}), {B * T / seconds:,.0f} tokens/s")
+          f"{seconds * 1000:.1f} ms (median of {args.bench_steps}), {B * T / seconds:,.0f} tokens/s, "
+          f"{args.threads} thread(s); one thread: {one_thread * 1000:.1f} ms")
     print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G "
           f"(forward {flops['forward'] / 1e9:.2f} G, backward {flops['backward'] / 1e9:.2f} G) "
           f"-> {achieved:.1f} GFLOP/s")
-    print(f"This machine's float32 matmul: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s at the model's "
-          f"shape {B * T}x{cfg.width} @ {cfg.width}x{2 * cfg.mlp_hidden}")
+    print(f"This machine's float32 matmul, {args.threads} at once: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s "
+          f"at the model's shape {B * T // args.threads}x{cfg.width} @ {cfg.width}x{2 * cfg.mlp_hidden} (one thread's slice)")
     print(f"MFU: {100 * achieved / big:.1f}% of the large matmul, {100 * achieved / own:.1f}% of the "
           "model-shape matmul")
-    print(f"Python overhead (same step, tiny model): {overhead * 1000:.1f} ms = {100 * overhead / seconds:.1f}% of the step")
-    print("Where the step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
+    print(f"Python overhead (same step, tiny model, {args.threads} slice(s) one after the other): {overhead * 1000:.1f} ms = "
+          f"{100 * overhead / seconds:.1f}% of the step")
+    print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
     for s, share in result["time_share"].items():
         print(f"  {s:30s} {100 * share:5.1f}%")
     print("Peak memory of one training step (tracemalloc):")
@@ -396,6 +411,51 @@ def bench(args):
 # Training
 # ============================================================================================
 
+def keep_freed_memory():
+    """Every step frees and allocates again the same activation arrays, from 0.1 to 1 MB each. glibc's
+    malloc serves such sizes with fresh pages from the operating system (mmap) or hands freed memory back
+    (trim), so the next step pays a page fault for every page again. Here that was a sixth of a step
+    (2 threads: 100-105 against 79-91 ms; 1 thread: 144-147 against 134-139 ms). Ask glibc to keep what is
+    freed: arrays up to 32 MiB come from its heap, and up to 1 GiB of freed heap is kept for reuse.
+    Setting only the second makes steps slower: any setting turns off glibc's automatic mmap threshold.
+    Peak memory is unchanged. Linux with glibc only; anywhere else it does nothing and returns False."""
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and mallopt(M_TRIM_THRESHOLD, 2**30))
+
+
+def parallel_map(fn, items, threads):
+    """list(map(fn, items)), spread over `threads` threads when threads > 1; results stay in order."""
+    if threads <= 1:
+        return list(map(fn, items))
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, items))
+
+
+def loss_and_grads(params, cfg, batch, r, k, state0, threads=1):
+    """One step's mean loss and gradients, the batch cut into `threads` slices computed side by side.
+    Why threads: numpy runs elementwise work (norms, softmax, gates: most of a step here) on one core,
+    and lets other threads run meanwhile. The loss is a mean over all answer positions of the batch, so
+    each slice divides by the whole batch's count, and the slices' losses and gradients simply add up.
+    They are added in a fixed order: a seed gives the same run for the same --threads."""
+    tokens, targets, mask = batch
+    count = int(mask.sum())
+
+    def one(rows):                      # forward, loss and backward of one slice of the batch
+        logits, cache = rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows])
+        loss, dlogits = rdmini.cross_entropy(logits, targets[rows], mask[rows], count)
+        return loss, rdmini.backward(cache, dlogits)
+    results = parallel_map(one, np.array_split(np.arange(len(tokens)), threads), threads)
+    grads = results[0][1]
+    for _, g in results[1:]:
+        for name in grads:
+            grads[name] += g[name]
+    return sum(loss for loss, _ in results), grads
+
+
 def make_config(args):
     args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
@@ -412,7 +472,7 @@ def save(path, params, cfg, opt, step, rngs, args):
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
 RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
-            "max_r", "weight_decay")
+            "max_r", "weight_decay", "threads")
 
 
 def load(path, args):
@@ -468,10 +528,10 @@ def train(args):
             print(f"Time budget of {args.minutes} minutes reached at step {step}")
             break
         r = min(rdmini.sample_r(rngs["r"], args.mean_r), args.max_r)
-        tokens, targets, mask = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
-        logits, cache = rdmini.forward(params, cfg, tokens, r, args.k, rng=rngs["noise"])
-        loss, dlogits = rdmini.cross_entropy(logits, targets, mask)
-        grads = rdmini.backward(cache, dlogits)
+        batch = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
+        tokens = batch[0]
+        state0 = rdmini.initial_state(cfg, tokens.shape + (cfg.width,), rngs["noise"])   # s_0: (B,T,h)
+        loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, args.threads)
         lr = rdmini.learning_rate(step, total, args.lr, args.warmup)
         norm = rdmini.adamw_update(params, grads, opt, lr, betas=(0.9, 0.98), weight_decay=args.weight_decay)
         if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -760,6 +820,8 @@ def parse_args(argv):
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads that share each batch (one per core is best); part of what a seed reproduces")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
@@ -793,12 +855,14 @@ def parse_args(argv):
                    help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
     args = p.parse_args(argv)
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
-                      ("heads", 1), ("core", 1), ("batch", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
+                      ("heads", 1), ("core", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
                       ("eval_problems", 1)):
         if getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     if args.n_ops is not None and args.n_ops < 1:
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")
+    if args.threads > args.batch:
+        p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): each thread takes a slice of the batch")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
     if not args.exit_threshold >= 0:
@@ -812,6 +876,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    keep_freed_memory()
     try:
         if args.bench:
             return bench(args)

@@ -96,6 +96,35 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
         assert np.array_equal(sa["adam_v"][name], sb["adam_v"][name]), name
 
 
+def test_threads_split_the_batch_without_changing_loss_or_gradients():
+    """--threads cuts each batch into slices; in float64 their sum must be the whole batch's loss and
+    gradient, for slices of unequal size (5 problems in 2 and 3 threads) and answer counts too."""
+    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8, n_core=1, dtype="float64")
+    params = rdmini.init_params(cfg, 0)
+    rng = np.random.default_rng(0)
+    batch = tt.encode(tt.random_problems(rng, 3, 1) + tt.random_problems(rng, 2, 3))   # padded: masks differ
+    state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
+    loss1, grads1 = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads=1)
+    logits, cache = rdmini.forward(params, cfg, batch[0], 3, 2, state0=state0)
+    assert loss1 == rdmini.cross_entropy(logits, batch[1], batch[2])[0]
+    for threads in (2, 3):
+        loss, grads = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads)
+        assert abs(loss - loss1) < 1e-12
+        for name in grads1:
+            assert np.allclose(grads[name], grads1[name], rtol=1e-10, atol=1e-13), (threads, name)
+
+
+def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
+    cfg = make_cfg()
+    _, targets, mask = batch(cfg)
+    logits = np.zeros(targets.shape + (cfg.vocab_size,))
+    with pytest.raises(ValueError, match="count=1 must be >= 1 and at least"):
+        rdmini.cross_entropy(logits, targets, mask, count=1)
+    # an empty slice of a batch is fine when the batch's count is given: it adds nothing
+    loss, dlogits = rdmini.cross_entropy(logits, targets, np.zeros_like(mask), count=5)
+    assert loss == 0 and not dlogits.any()
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     run(["--steps", "6"], tmp_path)
     with pytest.raises(SystemExit) as err:
@@ -132,6 +161,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--mean-r", "0.5"], "--mean-r must be >= 1"),
     (["--task", "sorting"], "invalid choice: 'sorting'"),
     (["--lr", "-1"], "--lr must be > 0"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--threads", "3", "--batch", "2"], "--threads (3) cannot exceed --batch (2)"),
 ])
 def test_bad_command_line_values_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as err:
