@@ -13,7 +13,7 @@ Operations do not commute, so the value at position j needs every operation befo
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
-    python train_toy.py                  # train (about 20 minutes on 2 cores), then accuracy for every r
+    python train_toy.py                  # train (about 12 minutes on 2 cores), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
     python train_toy.py --help           # every option
 """
@@ -42,7 +42,7 @@ import rdmini
 # '-' and '*' are left from the one-per-character layout); and one token per operation of the running task,
 # "+0" to "*9". Why operation tokens rather than one per character (3 + 5 ...): the previous answer is always
 # one position back, and a problem takes 9 tokens instead of 17, so a step takes about a third less time
-# (148 against 228 ms). Per step, neither layout trained better on every seed (tutorial, section 3.3).
+# (148 against 228 ms, before --threads). Per step, neither layout trained better on every seed (tutorial, section 3.3).
 VOCAB = [str(d) for d in range(10)] + list("+-*=?.") + [op + str(d) for op in "+-*" for d in range(10)]
 PAD = VOCAB.index(".")
 TOKEN = {c: i for i, c in enumerate(VOCAB)}
