@@ -449,8 +449,8 @@ def cross_entropy(logits, targets, mask, count=None):
                          f"got {targets.dtype} from {targets.min()} to {targets.max()}")
     n = int(mask.sum())
     if count is not None:
-        if not count >= max(n, 1):
-            raise ValueError(f"count={count} must be >= 1 and at least the {n} positions mask selects: "
+        if count != int(count) or not count >= max(n, 1):
+            raise ValueError(f"count={count} must be a whole number >= 1 and at least the {n} positions mask selects: "
                              "pass the whole batch's mask.sum()")
         n = int(count)
     if n == 0:

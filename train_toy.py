@@ -269,8 +269,12 @@ def matmul_rate(m, n, p, repeats, threads=1):
     def products(_):
         for _ in range(repeats):
             a @ b
-    seconds = min(median_seconds(lambda: parallel_map(products, range(threads), threads), 1) for _ in range(5))
-    return threads * repeats * 2 * m * n * p / seconds / 1e9
+    seconds = []
+    for _ in range(5):
+        t = time.perf_counter()
+        parallel_map(products, range(threads), threads)
+        seconds.append(time.perf_counter() - t)
+    return threads * repeats * 2 * m * n * p / min(seconds) / 1e9
 
 
 class SectionTimer:
@@ -414,11 +418,12 @@ def bench(args):
 def keep_freed_memory():
     """Every step frees and allocates again the same activation arrays, from 0.1 to 1 MB each. glibc's
     malloc serves such sizes with fresh pages from the operating system (mmap) or hands freed memory back
-    (trim), so the next step pays a page fault for every page again. Here that was a sixth of a step
-    (2 threads: 100-105 against 79-91 ms; 1 thread: 144-147 against 134-139 ms). Ask glibc to keep what is
-    freed: arrays up to 32 MiB come from its heap, and up to 1 GiB of freed heap is kept for reuse.
-    Setting only the second makes steps slower: any setting turns off glibc's automatic mmap threshold.
-    Peak memory is unchanged. Linux with glibc only; anywhere else it does nothing and returns False."""
+    (trim), so the next step pays a page fault for every page again: in --bench, 112-124 ms a step without
+    this and 85-94 ms with it (two threads). Ask glibc to keep what is freed: arrays up to 32 MiB come
+    from its heap, and up to 1 GiB of freed heap is kept for reuse. Setting only the second makes steps
+    slower: any setting turns off glibc's automatic mmap threshold. Numbers are unchanged, and so is the
+    peak that tracemalloc sees; the process's resident memory is higher, by what glibc keeps. Linux with
+    glibc only; anywhere else it does nothing and returns False."""
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
@@ -428,7 +433,9 @@ def keep_freed_memory():
 
 
 def parallel_map(fn, items, threads):
-    """list(map(fn, items)), spread over `threads` threads when threads > 1; results stay in order."""
+    """list(map(fn, items)), spread over `threads` threads when threads > 1; results stay in order.
+    A new pool per call: starting two threads costs well under a millisecond, against ~90 ms of a step,
+    and nothing is left running between steps."""
     if threads <= 1:
         return list(map(fn, items))
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
@@ -445,10 +452,11 @@ def loss_and_grads(params, cfg, batch, r, k, state0, threads=1):
     count = int(mask.sum())
 
     def one(rows):                      # forward, loss and backward of one slice of the batch
-        logits, cache = rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows])
+        logits, cache = rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows])  # (B/threads,T,V)
         loss, dlogits = rdmini.cross_entropy(logits, targets[rows], mask[rows], count)
         return loss, rdmini.backward(cache, dlogits)
-    results = parallel_map(one, np.array_split(np.arange(len(tokens)), threads), threads)
+    slices = np.array_split(np.arange(len(tokens)), threads)    # row numbers: `threads` runs of ~B/threads
+    results = parallel_map(one, slices, threads)
     grads = results[0][1]
     for _, g in results[1:]:
         for name in grads:
@@ -484,7 +492,8 @@ def load(path, args):
         args.n_ops = args.n_ops or state["run"]["n_ops"]
     else:
         args.n_ops = args.n_ops or state["run"]["n_ops"]
-        differ = [k for k in RUN_KEYS if k != "steps" and state["run"].get(k) != getattr(args, k)]
+        before = {"threads": 1}         # checkpoints written before --threads existed ran in one thread
+        differ = [k for k in RUN_KEYS if k != "steps" and state["run"].get(k, before.get(k)) != getattr(args, k)]
         if differ:
             raise ValueError(f"{path} was trained with different settings ({', '.join(differ)}); "
                              "resume with the same options, or train into a new --out folder")
@@ -821,7 +830,8 @@ def parse_args(argv):
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--threads", type=int, default=2,
-                   help="threads that share each batch (one per core is best); part of what a seed reproduces")
+                   help="threads that share each batch (one per core is fastest); part of the run: the same "
+                        "seed with other --threads gives another run, so keep 2 to reproduce the README")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")

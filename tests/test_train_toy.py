@@ -118,11 +118,26 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
     cfg = make_cfg()
     _, targets, mask = batch(cfg)
     logits = np.zeros(targets.shape + (cfg.vocab_size,))
-    with pytest.raises(ValueError, match="count=1 must be >= 1 and at least"):
+    with pytest.raises(ValueError, match="count=1 must be a whole number >= 1 and at least"):
         rdmini.cross_entropy(logits, targets, mask, count=1)
+    with pytest.raises(ValueError, match="whole number"):
+        rdmini.cross_entropy(logits, targets, mask, count=mask.sum() + 0.5)
     # an empty slice of a batch is fine when the batch's count is given: it adds nothing
     loss, dlogits = rdmini.cross_entropy(logits, targets, np.zeros_like(mask), count=5)
     assert loss == 0 and not dlogits.any()
+
+
+def test_resume_of_a_checkpoint_from_before_threads_means_one_thread(tmp_path):
+    """Checkpoints written before --threads existed have no 'threads' setting; they ran in one thread."""
+    out = run(["--steps", "6", "--stop-at", "3", "--threads", "1"], tmp_path)
+    path = os.path.join(out, "checkpoint.npz")
+    params, cfg, state = rdmini.load_checkpoint(path)
+    del state["run"]["threads"]
+    rdmini.save_checkpoint(path, params, cfg, **state)
+    with pytest.raises(SystemExit):                         # two threads would make it another run
+        run(["--steps", "6", "--resume"], tmp_path)
+    run(["--steps", "6", "--resume", "--threads", "1"], tmp_path)
+    assert rdmini.load_checkpoint(path)[2]["step"] == 6
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, capsys):
