@@ -42,7 +42,8 @@ import rdmini
 # '-' and '*' are left from the one-per-character layout); and one token per operation of the running task,
 # "+0" to "*9". Why operation tokens rather than one per character (3 + 5 ...): the previous answer is always
 # one position back, and a problem takes 9 tokens instead of 17, so a step takes about a third less time
-# (148 against 228 ms, before --threads). Per step, neither layout trained better on every seed (tutorial, section 3.3).
+# (148 against 228 ms, before --threads). Per step, neither layout trained better on every seed
+# (tutorial, section 3.3).
 VOCAB = [str(d) for d in range(10)] + list("+-*=?.") + [op + str(d) for op in "+-*" for d in range(10)]
 PAD = VOCAB.index(".")
 TOKEN = {c: i for i, c in enumerate(VOCAB)}
@@ -391,10 +392,12 @@ def bench(args):
           f"(forward {flops['forward'] / 1e9:.2f} G, backward {flops['backward'] / 1e9:.2f} G) "
           f"-> {achieved:.1f} GFLOP/s")
     print(f"This machine's float32 matmul, {args.threads} at once: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s "
-          f"at the model's shape {B * T // args.threads}x{cfg.width} @ {cfg.width}x{2 * cfg.mlp_hidden} (one thread's slice)")
+          f"at the model's shape {B * T // args.threads}x{cfg.width} @ {cfg.width}x{2 * cfg.mlp_hidden} "
+          "(one thread's slice)")
     print(f"MFU: {100 * achieved / big:.1f}% of the large matmul, {100 * achieved / own:.1f}% of the "
           "model-shape matmul")
-    print(f"Python overhead (same step, tiny model, {args.threads} slice(s) one after the other): {overhead * 1000:.1f} ms = "
+    print(f"Python overhead (same step, tiny model, {args.threads} slice(s) one after the other): "
+          f"{overhead * 1000:.1f} ms = "
           f"{100 * overhead / seconds:.1f}% of the step")
     print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
     for s, share in result["time_share"].items():
@@ -872,7 +875,8 @@ def parse_args(argv):
     if args.n_ops is not None and args.n_ops < 1:
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")
     if args.threads > args.batch:
-        p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): each thread takes a slice of the batch")
+        p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
+                "each thread takes a slice of the batch")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
     if not args.exit_threshold >= 0:
