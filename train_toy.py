@@ -364,7 +364,9 @@ def bench(args):
     tiny_cfg = make_config(tiny)
     tiny_params = rdmini.init_params(tiny_cfg, 0)
     tiny_opt = rdmini.adamw_init(tiny_params)
-    tiny_step = lambda: step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)  # noqa: E731
+
+    def tiny_step():
+        step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)
     tiny_step()
     overhead = args.threads * median_seconds(tiny_step, args.bench_steps)
     memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
