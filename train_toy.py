@@ -13,7 +13,7 @@ Operations do not commute, so the value at position j needs every operation befo
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
-    python train_toy.py                  # train (about 12 minutes on 2 cores), then accuracy for every r
+    python train_toy.py                  # train (about 8 minutes on 2 cores), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
     python train_toy.py --help           # every option
 """
@@ -346,7 +346,7 @@ def bench(args):
     def step(threads=args.threads, params=params, cfg=cfg, opt=opt, B=B, n_ops=args.n_ops):
         batch = make_batch(rng, B, n_ops)
         state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
-        loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads)
+        loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
         rdmini.adamw_update(params, grads, opt, 1e-4)
     step()                                                          # warm-up
     seconds = median_seconds(step, args.bench_steps)
@@ -447,21 +447,40 @@ def parallel_map(fn, items, threads):
         return list(pool.map(fn, items))
 
 
-def loss_and_grads(params, cfg, batch, r, k, state0, threads=1):
+def frontier_mask(logits, targets, mask):
+    """The frontier loss: each problem is scored up to and including its first wrong answer, not after it.
+    logits (B,T,V), targets (B,T), mask (B,T) bool -> a smaller mask (B,T).
+    Why: a running value after a wrong one cannot be worked out from the value before it. Scoring it anyway
+    rewards guessing it from the problem as a whole, a shortcut that a fixed stack of layers can half learn
+    and that competes with the rule (read the previous value, apply one operation). Scored only up to its
+    first mistake, the model is asked for the next step of the chain from a right previous value, never for
+    a guess; as it learns, the frontier moves on and more answers are scored (tutorial, sections 3.2, 3.3)."""
+    wrong = (logits.argmax(axis=-1) != targets) & mask                                # (B,T)
+    first = np.where(wrong.any(axis=1), wrong.argmax(axis=1), mask.shape[1])          # (B,): first wrong position
+    return mask & (np.arange(mask.shape[1]) <= first[:, None])                        # (B,T)
+
+
+def loss_and_grads(params, cfg, batch, r, k, state0, threads=1, frontier=False):
     """One step's mean loss and gradients, the batch cut into `threads` slices computed side by side.
     Why threads: numpy runs elementwise work (norms, softmax, gates: most of a step here) on one core,
-    and lets other threads run meanwhile. The loss is a mean over all answer positions of the batch, so
-    each slice divides by the whole batch's count, and the slices' losses and gradients simply add up.
-    They are added in a fixed order: a seed gives the same run for the same --threads."""
+    and lets other threads run meanwhile. The loss is a mean over all scored answer positions of the batch,
+    so each slice divides by the whole batch's count, and the slices' losses and gradients simply add up.
+    They are added in a fixed order: a seed gives the same run for the same --threads.
+    frontier: score each problem only up to its first wrong answer (frontier_mask); which answers are
+    scored depends on every slice's forward, so all forwards run before any backward."""
     tokens, targets, mask = batch
+    slices = np.array_split(np.arange(len(tokens)), threads)    # row numbers: `threads` runs of ~B/threads
+    outs = parallel_map(lambda rows: rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows]),
+                        slices, threads)                        # per slice: logits (B/threads,T,V), cache
+    if frontier:
+        mask = frontier_mask(np.concatenate([logits for logits, _ in outs]), targets, mask)
     count = int(mask.sum())
 
-    def one(rows):                      # forward, loss and backward of one slice of the batch
-        logits, cache = rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows])  # (B/threads,T,V)
+    def backward(i):                    # loss and backward of one slice of the batch
+        (logits, cache), rows = outs[i], slices[i]
         loss, dlogits = rdmini.cross_entropy(logits, targets[rows], mask[rows], count)
         return loss, rdmini.backward(cache, dlogits)
-    slices = np.array_split(np.arange(len(tokens)), threads)    # row numbers: `threads` runs of ~B/threads
-    results = parallel_map(one, slices, threads)
+    results = parallel_map(backward, range(threads), threads)
     grads = results[0][1]
     for _, g in results[1:]:
         for name in grads:
@@ -485,7 +504,7 @@ def save(path, params, cfg, opt, step, rngs, args):
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
 RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
-            "max_r", "weight_decay", "threads")
+            "max_r", "weight_decay", "threads", "loss")
 
 
 def load(path, args):
@@ -497,7 +516,7 @@ def load(path, args):
         args.n_ops = args.n_ops or state["run"]["n_ops"]
     else:
         args.n_ops = args.n_ops or state["run"]["n_ops"]
-        before = {"threads": 1}         # checkpoints written before --threads existed ran in one thread
+        before = {"threads": 1, "loss": "all"}    # what checkpoints written before these options existed used
         differ = [k for k in RUN_KEYS if k != "steps" and state["run"].get(k, before.get(k)) != getattr(args, k)]
         if differ:
             raise ValueError(f"{path} was trained with different settings ({', '.join(differ)}); "
@@ -528,7 +547,9 @@ def train(args):
     total = args.steps
     print(f"Training {n_params:,} parameters: {cfg.n_prelude} prelude + {cfg.n_core} core x r + {cfg.n_coda} "
           f"coda blocks, width {cfg.width}; r ~ mean {args.mean_r} (at most {args.max_r}), k = {args.k}; "
-          f"{total} steps of {args.batch} {args.task} problems of size {args.n_ops} (and their prefixes)")
+          f"{total} steps of {args.batch} {args.task} problems of size {args.n_ops} (and their prefixes); "
+          + ("each scored up to its first wrong answer (--loss frontier)" if args.loss == "frontier"
+             else "every answer scored (--loss all)"))
 
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))     # finish the step, save, exit
@@ -545,7 +566,7 @@ def train(args):
         batch = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
         tokens = batch[0]
         state0 = rdmini.initial_state(cfg, tokens.shape + (cfg.width,), rngs["noise"])   # s_0: (B,T,h)
-        loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, args.threads)
+        loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, args.threads, args.loss == "frontier")
         lr = rdmini.learning_rate(step, total, args.lr, args.warmup)
         norm = rdmini.adamw_update(params, grads, opt, lr, betas=(0.9, 0.98), weight_decay=args.weight_decay)
         if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -573,7 +594,7 @@ def train(args):
     wall = time.time() - t0
     print(f"Trained {step} steps in {wall:.0f} s")
     save(path, params, cfg, opt, step, rngs, args)
-    return final_report(params, cfg, args, out_dir, {"step": step, "train_seconds": round(wall, 1),
+    return final_report(params, cfg, args, out_dir, {"step": step, "loss": args.loss, "train_seconds": round(wall, 1),
                                                      "params": n_params, "log": log})
 
 
@@ -819,7 +840,7 @@ def inference_report(args):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=8000, help="total training steps (a resumed run stops here too)")
+    p.add_argument("--steps", type=int, default=5000, help="total training steps (a resumed run stops here too)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
@@ -837,6 +858,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2,
                    help="threads that share each batch (one per core is fastest); part of the run: the same "
                         "seed with other --threads gives another run, so keep 2 to reproduce the README")
+    p.add_argument("--loss", choices=("frontier", "all"), default=None,
+                   help="frontier: score each problem up to its first wrong answer (default for running); "
+                        "all: score every answer (default for addition)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
@@ -874,6 +898,7 @@ def parse_args(argv):
                       ("eval_problems", 1)):
         if getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    args.loss = args.loss or ("frontier" if args.task == "running" else "all")
     if args.n_ops is not None and args.n_ops < 1:
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")
     if args.threads > args.batch:

@@ -96,19 +96,35 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
         assert np.array_equal(sa["adam_v"][name], sb["adam_v"][name]), name
 
 
-def test_threads_split_the_batch_without_changing_loss_or_gradients():
+def test_frontier_loss_scores_each_problem_up_to_its_first_wrong_answer():
+    targets = np.array([[3, 8, 6, 9], [1, 2, 3, 0], [5, 5, 5, 5], [0, 4, 4, 4]])
+    guess = np.array([[3, 8, 6, 9],     # all right: every answer scored
+                      [1, 7, 3, 0],     # first wrong at 1: scored 0 and 1, not the lucky 3 and 0 after it
+                      [4, 5, 5, 5],     # wrong at once: only position 0
+                      [9, 4, 1, 4]])    # position 0 holds no answer (mask): its wrong guess does not count
+    mask = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 0], [0, 1, 1, 1]], dtype=bool)
+    logits = np.eye(10)[guess]                                                  # (4,4,10): argmax = guess
+    expected = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 0]], dtype=bool)
+    assert np.array_equal(tt.frontier_mask(logits, targets, mask), expected)
+
+
+@pytest.mark.parametrize("frontier", [False, True])
+def test_threads_split_the_batch_without_changing_loss_or_gradients(frontier):
     """--threads cuts each batch into slices; in float64 their sum must be the whole batch's loss and
-    gradient, for slices of unequal size (5 problems in 2 and 3 threads) and answer counts too."""
+    gradient, for slices of unequal size (5 problems in 2 and 3 threads) and answer counts too, and with the
+    frontier loss, whose scored answers depend on every slice's forward."""
     cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8, n_core=1, dtype="float64")
     params = rdmini.init_params(cfg, 0)
     rng = np.random.default_rng(0)
     batch = tt.encode(tt.random_problems(rng, 3, 1) + tt.random_problems(rng, 2, 3))   # padded: masks differ
     state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
-    loss1, grads1 = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads=1)
+    loss1, grads1 = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads=1, frontier=frontier)
     logits, cache = rdmini.forward(params, cfg, batch[0], 3, 2, state0=state0)
-    assert loss1 == rdmini.cross_entropy(logits, batch[1], batch[2])[0]
+    mask = tt.frontier_mask(logits, batch[1], batch[2]) if frontier else batch[2]
+    assert frontier == (mask.sum() < batch[2].sum())         # an untrained model: the frontier drops answers
+    assert loss1 == rdmini.cross_entropy(logits, batch[1], mask)[0]
     for threads in (2, 3):
-        loss, grads = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads)
+        loss, grads = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads, frontier)
         assert abs(loss - loss1) < 1e-12
         for name in grads1:
             assert np.allclose(grads[name], grads1[name], rtol=1e-10, atol=1e-13), (threads, name)
@@ -127,16 +143,19 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
     assert loss == 0 and not dlogits.any()
 
 
-def test_resume_of_a_checkpoint_from_before_threads_means_one_thread(tmp_path):
-    """Checkpoints written before --threads existed have no 'threads' setting; they ran in one thread."""
-    out = run(["--steps", "6", "--stop-at", "3", "--threads", "1"], tmp_path)
+def test_resume_of_a_checkpoint_from_before_threads_and_loss(tmp_path):
+    """Checkpoints written before --threads and --loss existed have neither setting; they ran in one
+    thread and scored every answer."""
+    out = run(["--steps", "6", "--stop-at", "3", "--threads", "1", "--loss", "all"], tmp_path)
     path = os.path.join(out, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
-    del state["run"]["threads"]
+    del state["run"]["threads"], state["run"]["loss"]
     rdmini.save_checkpoint(path, params, cfg, **state)
     with pytest.raises(SystemExit):                         # two threads would make it another run
-        run(["--steps", "6", "--resume"], tmp_path)
-    run(["--steps", "6", "--resume", "--threads", "1"], tmp_path)
+        run(["--steps", "6", "--resume", "--loss", "all"], tmp_path)
+    with pytest.raises(SystemExit):                         # so would the frontier loss
+        run(["--steps", "6", "--resume", "--threads", "1"], tmp_path)
+    run(["--steps", "6", "--resume", "--threads", "1", "--loss", "all"], tmp_path)
     assert rdmini.load_checkpoint(path)[2]["step"] == 6
 
 
@@ -178,6 +197,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--lr", "-1"], "--lr must be > 0"),
     (["--threads", "0"], "--threads must be >= 1"),
     (["--threads", "3", "--batch", "2"], "--threads (3) cannot exceed --batch (2)"),
+    (["--loss", "some"], "invalid choice: 'some'"),
 ])
 def test_bad_command_line_values_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as err:
