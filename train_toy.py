@@ -450,13 +450,14 @@ def parallel_map(fn, items, threads):
 def frontier_mask(logits, targets, mask):
     """The frontier loss: each problem is scored up to and including its first wrong answer, not after it.
     logits (B,T,V), targets (B,T), mask (B,T) bool -> a smaller mask (B,T).
-    Why: a running value after a wrong one cannot be worked out from the value before it. Scoring it anyway
-    rewards guessing it from the problem as a whole, a shortcut that a fixed stack of layers can half learn
-    and that competes with the rule (read the previous value, apply one operation). Scored only up to its
-    first mistake, the model is asked for the next step of the chain from a right previous value, never for
-    a guess; as it learns, the frontier moves on and more answers are scored (tutorial, sections 3.2, 3.3)."""
+    The idea: once the model's own running value is wrong at some position, it cannot work out the values
+    after it from that. Scoring them anyway rewards guessing them from the problem as a whole, a shortcut
+    that, we think, competes with the rule (read the previous value, apply one operation). Scored only up to
+    its first mistake, the model is asked for the next step of the chain from a right previous value, never
+    for a guess; as it learns, more answers are scored. Measured in the tutorial, sections 3.2 and 3.3."""
     wrong = (logits.argmax(axis=-1) != targets) & mask                                # (B,T)
-    first = np.where(wrong.any(axis=1), wrong.argmax(axis=1), mask.shape[1])          # (B,): first wrong position
+    # (B,): each problem's first wrong position; T when none is wrong, so that every answer is scored
+    first = np.where(wrong.any(axis=1), wrong.argmax(axis=1), mask.shape[1])
     return mask & (np.arange(mask.shape[1]) <= first[:, None])                        # (B,T)
 
 
@@ -466,8 +467,9 @@ def loss_and_grads(params, cfg, batch, r, k, state0, threads=1, frontier=False):
     and lets other threads run meanwhile. The loss is a mean over all scored answer positions of the batch,
     so each slice divides by the whole batch's count, and the slices' losses and gradients simply add up.
     They are added in a fixed order: a seed gives the same run for the same --threads.
-    frontier: score each problem only up to its first wrong answer (frontier_mask); which answers are
-    scored depends on every slice's forward, so all forwards run before any backward."""
+    frontier: score each problem only up to its first wrong answer (frontier_mask). A problem's mask needs
+    only its own forward, but `count`, the number of scored answers in the whole batch that every slice
+    divides by, needs all of them: so all forwards run before any backward."""
     tokens, targets, mask = batch
     slices = np.array_split(np.arange(len(tokens)), threads)    # row numbers: `threads` runs of ~B/threads
     outs = parallel_map(lambda rows: rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows]),
@@ -476,11 +478,11 @@ def loss_and_grads(params, cfg, batch, r, k, state0, threads=1, frontier=False):
         mask = frontier_mask(np.concatenate([logits for logits, _ in outs]), targets, mask)
     count = int(mask.sum())
 
-    def backward(i):                    # loss and backward of one slice of the batch
+    def loss_and_backward(i):           # loss and backward of one slice of the batch
         (logits, cache), rows = outs[i], slices[i]
         loss, dlogits = rdmini.cross_entropy(logits, targets[rows], mask[rows], count)
         return loss, rdmini.backward(cache, dlogits)
-    results = parallel_map(backward, range(threads), threads)
+    results = parallel_map(loss_and_backward, range(threads), threads)
     grads = results[0][1]
     for _, g in results[1:]:
         for name in grads:
@@ -516,10 +518,13 @@ def load(path, args):
         args.n_ops = args.n_ops or state["run"]["n_ops"]
     else:
         args.n_ops = args.n_ops or state["run"]["n_ops"]
+        args.steps = args.steps or state["run"]["steps"]    # no --steps: the total the run was started with
         before = {"threads": 1, "loss": "all"}    # what checkpoints written before these options existed used
-        differ = [k for k in RUN_KEYS if k != "steps" and state["run"].get(k, before.get(k)) != getattr(args, k)]
+        saved = {k: state["run"].get(k, before.get(k)) for k in RUN_KEYS}
+        differ = [f"--{k.replace('_', '-')} {saved[k]} there, {getattr(args, k)} now" for k in RUN_KEYS
+                  if k != "steps" and saved[k] != getattr(args, k)]
         if differ:
-            raise ValueError(f"{path} was trained with different settings ({', '.join(differ)}); "
+            raise ValueError(f"{path} was trained with different settings ({'; '.join(differ)}); "
                              "resume with the same options, or train into a new --out folder")
     opt = {"m": state["adam_m"], "v": state["adam_v"], "t": state["adam_t"]}
     return params, cfg, opt, state
@@ -840,7 +845,8 @@ def inference_report(args):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=5000, help="total training steps (a resumed run stops here too)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total training steps (default 5000; with --resume, the total the run was started with)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
@@ -860,7 +866,8 @@ def parse_args(argv):
                         "seed with other --threads gives another run, so keep 2 to reproduce the README")
     p.add_argument("--loss", choices=("frontier", "all"), default=None,
                    help="frontier: score each problem up to its first wrong answer (default for running); "
-                        "all: score every answer (default for addition)")
+                        "all: score every answer (default for addition, where an answer digit does not follow "
+                        "from the one before it, so a wrong one says nothing about the next)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
@@ -893,10 +900,12 @@ def parse_args(argv):
     p.add_argument("--inference-report", action="store_true",
                    help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
     args = p.parse_args(argv)
+    if args.steps is None and not args.resume:
+        args.steps = 5000
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
                       ("heads", 1), ("core", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
                       ("eval_problems", 1)):
-        if getattr(args, name) < low:
+        if getattr(args, name) is not None and getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     args.loss = args.loss or ("frontier" if args.task == "running" else "all")
     if args.n_ops is not None and args.n_ops < 1:

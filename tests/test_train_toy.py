@@ -164,7 +164,20 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         run(["--steps", "12", "--resume", "--lr", "0.5"], tmp_path)
     assert err.value.code == 2
-    assert "different settings (lr)" in capsys.readouterr().err
+    assert "different settings (--lr 0.003 there, 0.5 now)" in capsys.readouterr().err
+
+
+def test_resume_without_steps_keeps_the_runs_total(tmp_path):
+    """--steps defaults to 5000 for a new run; a resumed run without --steps keeps the total it began with,
+    so an interrupted run of another length neither stops early nor changes its learning-rate schedule."""
+    straight = run(["--steps", "8"], tmp_path, "straight")
+    split = run(["--steps", "8", "--stop-at", "4"], tmp_path, "split")
+    run(["--resume"], tmp_path, "split")
+    a, _, sa = rdmini.load_checkpoint(os.path.join(straight, "checkpoint.npz"))
+    b, _, sb = rdmini.load_checkpoint(os.path.join(split, "checkpoint.npz"))
+    assert sa["step"] == sb["step"] == 8 and sb["run"]["steps"] == 8
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
 
 
 def cli(*args, cwd=ROOT):
