@@ -85,9 +85,16 @@ def random_problems(rng, count, n_ops, task="running"):
                 b[i, lo:hi] = 9 - a[i, lo:hi]
                 a[i, hi - 1], b[i, hi - 1] = rng.integers(5, 10), rng.integers(5, 10)
         return ["".join(map(str, x)) + "+" + "".join(map(str, y)) for x, y in zip(a, b)]
+    digits, ops = running_draws(rng, count, n_ops)
+    return ["".join(str(d) + "+-*"[o] for d, o in zip(ds, os_)) + str(ds[-1]) for ds, os_ in zip(digits, ops)]
+
+
+def running_draws(rng, count, n_ops):
+    """The random numbers behind count running problems: digits (count, n_ops + 1), operations
+    (count, n_ops) as 0 '+', 1 '-', 2 '*'. The strings and the training batches both come from these."""
     digits = rng.integers(0, 10, size=(count, n_ops + 1))
     ops = rng.integers(0, 3, size=(count, n_ops))
-    return ["".join(str(d) + "+-*"[o] for d, o in zip(ds, os_)) + str(ds[-1]) for ds, os_ in zip(digits, ops)]
+    return digits, ops
 
 
 def layout(problem, task="running"):
@@ -130,7 +137,22 @@ def make_batch(rng, batch_size, n_ops, task="running"):
     """A training batch -> tokens, targets, mask, each (B, T). Every running problem has n_ops operations:
     its prefixes are the shorter problems, and causal attention cannot see past a prefix, so one long
     problem trains every length from 1 to n_ops at once, with no padding to pay for."""
-    return encode(random_problems(rng, batch_size, n_ops, task), task=task)
+    if task == "addition":
+        return encode(random_problems(rng, batch_size, n_ops, task), task=task)
+    return running_batch(*running_draws(rng, batch_size, n_ops))
+
+
+def running_batch(digits, ops):
+    """encode(random_problems(...)) for the running task, the same arrays, made in numpy from the draws
+    instead of from strings: 0.2 ms instead of 5 ms for a batch of 128, a twentieth of a training step
+    (a test checks the two against each other). digits (B, n+1), ops (B, n) -> tokens, targets, mask (B, n+1)."""
+    first_op = TOKEN["+0"]                                   # the ids run "+0".."+9", "-0".."-9", "*0".."*9"
+    tokens = np.concatenate([digits[:, :1], first_op + 10 * ops + digits[:, 1:]], axis=1)    # (B, n+1)
+    values = [digits[:, 0]]
+    for j in range(ops.shape[1]):                            # left to right, keeping the last digit
+        v, d, op = values[-1], digits[:, j + 1], ops[:, j]
+        values.append(np.where(op == 0, v + d, np.where(op == 1, v - d, v * d)) % 10)
+    return tokens, np.stack(values, axis=1), np.ones(tokens.shape, dtype=bool)             # (B, n+1) each
 
 
 def check_problem(problem, cfg, task="running"):
@@ -252,30 +274,35 @@ def count_flops(cfg, B, T, r, k):
     return {"forward": forward, "backward": backward, "total": forward + backward}
 
 
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+def seconds(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def matmul_rate(m, n, p, repeats, threads=1):
     """GFLOP/s of float32 (m, n) @ (n, p) products: `threads` threads at once (the cores a training step
-    uses), each running `repeats` products back to back; the best of five tries, as the machine's limit."""
+    uses), each running `repeats` products back to back."""
     a = np.random.default_rng(0).standard_normal((m, n)).astype(np.float32)
     b = np.random.default_rng(1).standard_normal((n, p)).astype(np.float32)
 
     def products(_):
         for _ in range(repeats):
             a @ b
-    seconds = []
-    for _ in range(5):
-        t = time.perf_counter()
-        parallel_map(products, range(threads), threads)
-        seconds.append(time.perf_counter() - t)
-    return threads * repeats * 2 * m * n * p / min(seconds) / 1e9
+    return threads * repeats * 2 * m * n * p / seconds(lambda: parallel_map(products, range(threads), threads)) / 1e9
+
+
+def measure_in_turns(tasks, rounds):
+    """tasks {name: (measure, count)} -> {name: its rounds * count measurements}. Each round takes every
+    task's `count` measurements in turn. Why turns: this machine's speed drifts by 10-20% from
+    one few seconds to the next (a virtual machine on shared hardware), so figures measured one after the
+    other may each have seen a different machine; measured in turns, their ratios (the MFU, the overhead's
+    share of a step) compare like with like."""
+    got = {name: [] for name in tasks}
+    for _ in range(rounds):
+        for name, (measure, count) in tasks.items():
+            got[name] += [measure() for _ in range(count)]
+    return got
 
 
 class SectionTimer:
@@ -336,7 +363,9 @@ def peak_memory(params, cfg, args, r, k):
 
 
 def bench(args):
-    """Time the default training step; compare with the machine's matmul rate; memory vs r and k."""
+    """Time the default training step; compare with the machine's matmul rate; memory vs r and k.
+    The step, the same step in one thread, the tiny step and the two matmul rates are measured in turns
+    (measure_in_turns), and each figure is the median of its turns."""
     cfg = make_config(args)
     params = rdmini.init_params(cfg, args.seed)
     opt = rdmini.adamw_init(params)
@@ -348,15 +377,6 @@ def bench(args):
         state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
         loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
         rdmini.adamw_update(params, grads, opt, 1e-4)
-    step()                                                          # warm-up
-    seconds = median_seconds(step, args.bench_steps)
-    one_thread = median_seconds(lambda: step(threads=1), args.bench_steps) if args.threads > 1 else seconds
-    flops = count_flops(cfg, B, T, r, k)
-    big = matmul_rate(2048, 2048, 2048, 2, args.threads)
-    own = matmul_rate(B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden, 200, args.threads)
-    with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
-        for _ in range(max(3, args.bench_steps // 2)):
-            step(threads=1)
     # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
     # remains is the interpreter and numpy's per-call cost, paid the same at any size. Timed in one thread
     # for one slice; a real step has one slice per thread, and only one thread can run Python at a time.
@@ -367,53 +387,77 @@ def bench(args):
 
     def tiny_step():
         step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)
-    tiny_step()
-    overhead = args.threads * median_seconds(tiny_step, args.bench_steps)
+    shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
+    tasks = {"step": (lambda: seconds(step), 1),
+             "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
+             "tiny": (lambda: seconds(tiny_step), 5),     # 5: the first after a big product finds cold caches
+             "big": (lambda: matmul_rate(2048, 2048, 2048, 1, args.threads), 1),
+             "own": (lambda: matmul_rate(*shape, 100, args.threads), 1)}
+    if args.threads == 1:
+        del tasks["one_thread"]                                     # the same as "step"
+    for measure, _ in tasks.values():
+        measure()                                                   # warm-up
+    rounds = max(3, args.bench_steps)
+    got = measure_in_turns(tasks, rounds)
+    medians = {name: float(np.median(values)) for name, values in got.items()}
+    seconds_per_step, big, own = medians["step"], medians["big"], medians["own"]
+    one_thread = medians.get("one_thread", seconds_per_step)
+    overhead = args.threads * medians["tiny"]
+    flops = count_flops(cfg, B, T, r, k)
+    with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
+        for _ in range(max(3, args.bench_steps // 2)):
+            step(threads=1)
     memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
               "k_at_r16": {str(kk): peak_memory(params, cfg, args, 16, kk) for kk in (1, 4, 16)}}
-    achieved = flops["total"] / seconds / 1e9
+    achieved = flops["total"] / seconds_per_step / 1e9
     total_timed = sum(timer.total.values())
     result = {
         "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                     "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")},
         "config": {"batch": B, "T": T, "r": r, "k": k, "width": cfg.width, "n_core": cfg.n_core,
                    "threads": args.threads},
-        "seconds_per_step": seconds, "tokens_per_second": B * T / seconds, "seconds_per_step_one_thread": one_thread,
+        "seconds_per_step": seconds_per_step, "tokens_per_second": B * T / seconds_per_step, "seconds_per_step_one_thread": one_thread,
         "flops_per_step": flops, "achieved_gflops": achieved,
-        "matmul_gflops_2048": big, "matmul_gflops_model_shape": own,
+        "matmul_gflops_2048": big, "matmul_gflops_model_shape": own, "matmul_gflops_2048_best": max(got["big"]),
         "model_shape": [B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden],
-        "mfu_vs_2048": achieved / big, "mfu_vs_model_shape": achieved / own,
-        "python_overhead_seconds": overhead, "python_overhead_share": overhead / seconds,
+        "mfu_vs_2048": achieved / big, "mfu_vs_model_shape": achieved / own, "mfu_vs_2048_best": achieved / max(got["big"]),
+        "python_overhead_seconds": overhead, "python_overhead_share": overhead / seconds_per_step,
         "time_share": {s: t / total_timed for s, t in sorted(timer.total.items(), key=lambda x: -x[1])},
         "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
+        "rounds": rounds,
     }
-    print(f"Training step, batch {B} x T {T}, r = {r}, k = {k}, width {cfg.width}: "
-          f"{seconds * 1000:.1f} ms (median of {args.bench_steps}), {B * T / seconds:,.0f} tokens/s, "
-          f"{args.threads} thread(s); one thread: {one_thread * 1000:.1f} ms")
-    print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G "
-          f"(forward {flops['forward'] / 1e9:.2f} G, backward {flops['backward'] / 1e9:.2f} G) "
-          f"-> {achieved:.1f} GFLOP/s")
-    print(f"This machine's float32 matmul, {args.threads} at once: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s "
-          f"at the model's shape {B * T // args.threads}x{cfg.width} @ {cfg.width}x{2 * cfg.mlp_hidden} "
-          "(one thread's slice)")
-    print(f"MFU: {100 * achieved / big:.1f}% of the large matmul, {100 * achieved / own:.1f}% of the "
-          "model-shape matmul")
-    print(f"Python overhead (same step, tiny model, {args.threads} slice(s) one after the other): "
-          f"{overhead * 1000:.1f} ms = "
-          f"{100 * overhead / seconds:.1f}% of the step")
-    print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
-    for s, share in result["time_share"].items():
-        print(f"  {s:30s} {100 * share:5.1f}%")
-    print("Peak memory of one training step (tracemalloc):")
-    for rr, b in memory["r_at_k"].items():
-        print(f"  r = {rr:>2}, k = 4 : {b / 2**20:7.1f} MiB")
-    for kk, b in memory["k_at_r16"].items():
-        print(f"  r = 16, k = {kk:>2}: {b / 2**20:7.1f} MiB")
+    print_bench(result, args.threads)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(f"Saved {os.path.join(args.out, 'bench.json')}")
     return result
+
+
+def print_bench(result, threads):
+    c, flops, memory, shape = result["config"], result["flops_per_step"], result["peak_memory_bytes"], result["model_shape"]
+    step, achieved, big, own = (result[n] for n in ("seconds_per_step", "achieved_gflops", "matmul_gflops_2048",
+                                                    "matmul_gflops_model_shape"))
+    print(f"Medians of {result['rounds']} rounds; each round times one of each figure below in turn")
+    print(f"Training step, batch {c['batch']} x T {c['T']}, r = {c['r']}, k = {c['k']}, width {c['width']}: "
+          f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {threads} thread(s); "
+          f"one thread: {result['seconds_per_step_one_thread'] * 1000:.1f} ms")
+    print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G "
+          f"(forward {flops['forward'] / 1e9:.2f} G, backward {flops['backward'] / 1e9:.2f} G) -> {achieved:.1f} GFLOP/s")
+    print(f"This machine's float32 matmul, {threads} at once: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s "
+          f"at the model's shape {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]} (one thread's slice)")
+    print(f"MFU: {100 * achieved / big:.1f}% of the large matmul ({100 * result['mfu_vs_2048_best']:.1f}% of its best round, "
+          f"{result['matmul_gflops_2048_best']:.1f} GFLOP/s), {100 * achieved / own:.1f}% of the model-shape matmul")
+    print(f"Python overhead (same step, tiny model, {threads} slice(s) one after the other): "
+          f"{result['python_overhead_seconds'] * 1000:.1f} ms = {100 * result['python_overhead_share']:.1f}% of the step")
+    print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
+    for section, share in result["time_share"].items():
+        print(f"  {section:30s} {100 * share:5.1f}%")
+    print("Peak memory of one training step (tracemalloc):")
+    for rr, b in memory["r_at_k"].items():
+        print(f"  r = {rr:>2}, k = 4 : {b / 2**20:7.1f} MiB")
+    for kk, b in memory["k_at_r16"].items():
+        print(f"  r = 16, k = {kk:>2}: {b / 2**20:7.1f} MiB")
 
 
 # ============================================================================================
@@ -882,7 +926,8 @@ def parse_args(argv):
     p.add_argument("--eval-problems", type=int, default=2000,
                    help="held-out problems in the final table (--inference-report: at most 300)")
     p.add_argument("--bench", action="store_true", help="measure speed and memory instead of training")
-    p.add_argument("--bench-steps", type=int, default=20, help="timed steps in --bench")
+    p.add_argument("--bench-steps", type=int, default=20,
+                   help="--bench: rounds, each timing one training step and the other figures in turn")
     p.add_argument("--think", metavar="PROBLEM", default=None,
                    help="load the checkpoint in --out and show it thinking about PROBLEM, step 1..--r, then "
                         "streamed token by token through the KV cache with adaptive exit")

@@ -50,6 +50,15 @@ def test_make_batch_agrees_with_the_truth():
         assert tt.running_values(problem[:5]) == "".join(map(str, row_y[row_m][:3]))
 
 
+@pytest.mark.parametrize("n_ops", [1, 8])
+def test_make_batch_equals_the_strings_encoded(n_ops):
+    # make_batch builds the running task's arrays in numpy; encode() builds them from the problem strings
+    fast = tt.make_batch(np.random.default_rng(3), 200, n_ops)
+    slow = tt.encode(tt.random_problems(np.random.default_rng(3), 200, n_ops))
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype and a.shape == b.shape and (a == b).all()
+
+
 def test_addition_batch_agrees_with_the_truth():
     tokens, targets, mask = tt.make_batch(np.random.default_rng(1), 32, 4, task="addition")
     for row_t, row_y, row_m in zip(tokens, targets, mask):
