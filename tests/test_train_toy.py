@@ -261,6 +261,15 @@ def test_flop_count_by_hand():
     assert f["total"] == f["forward"] + f["backward"]
 
 
+def test_bench_measures_in_turns():
+    # each round takes every task's measurements before the next round starts: the figures share conditions
+    calls = []
+    tasks = {"a": (lambda: calls.append("a") or 1.0, 1), "b": (lambda: calls.append("b") or 2.0, 2)}
+    got = tt.measure_in_turns(tasks, rounds=3)
+    assert calls == ["a", "b", "b"] * 3
+    assert got == {"a": [1.0] * 3, "b": [2.0] * 6}
+
+
 def test_bench_quick_mode(tmp_path):
     """The benchmark runs end to end on a tiny model (no timing assertions: it must just not rot)."""
     res = tt.main(["--bench", "--bench-steps", "2", "--width", "8", "--heads", "2", "--batch", "2",
