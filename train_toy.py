@@ -143,15 +143,16 @@ def make_batch(rng, batch_size, n_ops, task="running"):
 
 
 def running_batch(digits, ops):
-    """encode(random_problems(...)) for the running task, the same arrays, made in numpy from the draws
-    instead of from strings: 0.2 ms instead of 5 ms for a batch of 128, a twentieth of a training step
-    (a test checks the two against each other). digits (B, n+1), ops (B, n) -> tokens, targets, mask (B, n+1)."""
+    """The same arrays as encode() of the problems' strings, built in numpy from the draws themselves:
+    0.3 ms instead of 5 to 6 ms for a batch of 128, time that a step spent in Python before its threads
+    start (a test checks the two against each other). digits (B, n+1), ops (B, n) -> tokens, targets,
+    mask, each (B, n+1)."""
     first_op = TOKEN["+0"]                                   # the ids run "+0".."+9", "-0".."-9", "*0".."*9"
     tokens = np.concatenate([digits[:, :1], first_op + 10 * ops + digits[:, 1:]], axis=1)    # (B, n+1)
     values = [digits[:, 0]]
-    for j in range(ops.shape[1]):                            # left to right, keeping the last digit
-        v, d, op = values[-1], digits[:, j + 1], ops[:, j]
-        values.append(np.where(op == 0, v + d, np.where(op == 1, v - d, v * d)) % 10)
+    for j in range(ops.shape[1]):            # one operation at a time: each value needs the one before it
+        v, d = values[-1], digits[:, j + 1]
+        values.append(np.choose(ops[:, j], [v + d, v - d, v * d]) % 10)      # pick by operation: + - *
     return tokens, np.stack(values, axis=1), np.ones(tokens.shape, dtype=bool)             # (B, n+1) each
 
 
@@ -292,17 +293,43 @@ def matmul_rate(m, n, p, repeats, threads=1):
     return threads * repeats * 2 * m * n * p / seconds(lambda: parallel_map(products, range(threads), threads)) / 1e9
 
 
-def measure_in_turns(tasks, rounds):
-    """tasks {name: (measure, count)} -> {name: its rounds * count measurements}. Each round takes every
-    task's `count` measurements in turn. Why turns: this machine's speed drifts by 10-20% from
-    one few seconds to the next (a virtual machine on shared hardware), so figures measured one after the
-    other may each have seen a different machine; measured in turns, their ratios (the MFU, the overhead's
-    share of a step) compare like with like."""
-    got = {name: [] for name in tasks}
+def measure_in_turns(timers, rounds):
+    """timers {name: (measure, count)} -> {name: its rounds * count measurements, round after round}.
+    Each round takes every timer's `count` measurements in turn. Why turns: this machine's speed drifts
+    (a virtual machine on shared hardware; the earlier --bench, which measured one figure after another,
+    gave MFUs from 19% to 28% for the same code within an hour), so figures measured one after another
+    may each have seen a different machine. In turns, each round's ratios (MFU, the overhead's share of
+    a step) compare measurements taken seconds apart."""
+    got = {name: [] for name in timers}
     for _ in range(rounds):
-        for name, (measure, count) in tasks.items():
+        for name, (measure, count) in timers.items():
             got[name] += [measure() for _ in range(count)]
     return got
+
+
+def time_in_turns(step, tiny_step, shape, threads, rounds):
+    """The timed figures of --bench, as medians over rounds (see measure_in_turns). The MFU and the
+    overhead's share are medians of each round's own ratio; the FLOPs are applied by the caller."""
+    timers = {"step": (lambda: seconds(step), 1),
+              "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
+              "tiny": (lambda: seconds(tiny_step), 5),        # a median of 5: a few milliseconds each
+              "big": (lambda: matmul_rate(2048, 2048, 2048, 1, threads), 1),
+              "own": (lambda: matmul_rate(*shape, 100, threads), 1)}
+    if threads == 1:
+        del timers["one_thread"]                                    # the same as "step"
+    for measure, _ in timers.values():
+        measure()                                                   # warm-up
+    got = measure_in_turns(timers, rounds)
+    tiny = threads * np.median(np.reshape(got["tiny"], (rounds, 5)), axis=1)      # per round
+    step_s, big = np.array(got["step"]), np.array(got["big"])
+    return {"seconds_per_step": float(np.median(step_s)),
+            "seconds_per_step_one_thread": float(np.median(got.get("one_thread", step_s))),
+            "matmul_gflops_2048": float(np.median(big)), "matmul_gflops_2048_best": float(big.max()),
+            "matmul_gflops_model_shape": float(np.median(got["own"])),
+            "python_overhead_seconds": float(np.median(tiny)),
+            "python_overhead_share": float(np.median(tiny / step_s)),
+            "per_round": {"step_seconds": got["step"], "gflops_2048": got["big"], "gflops_model_shape": got["own"],
+                          "tiny_seconds": got["tiny"]}}
 
 
 class SectionTimer:
@@ -364,8 +391,7 @@ def peak_memory(params, cfg, args, r, k):
 
 def bench(args):
     """Time the default training step; compare with the machine's matmul rate; memory vs r and k.
-    The step, the same step in one thread, the tiny step and the two matmul rates are measured in turns
-    (measure_in_turns), and each figure is the median of its turns."""
+    The timings are taken in turns (time_in_turns); the profile split and the memory come after."""
     cfg = make_config(args)
     params = rdmini.init_params(cfg, args.seed)
     opt = rdmini.adamw_init(params)
@@ -388,45 +414,31 @@ def bench(args):
     def tiny_step():
         step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)
     shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
-    tasks = {"step": (lambda: seconds(step), 1),
-             "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-             "tiny": (lambda: seconds(tiny_step), 5),     # 5: the first after a big product finds cold caches
-             "big": (lambda: matmul_rate(2048, 2048, 2048, 1, args.threads), 1),
-             "own": (lambda: matmul_rate(*shape, 100, args.threads), 1)}
-    if args.threads == 1:
-        del tasks["one_thread"]                                     # the same as "step"
-    for measure, _ in tasks.values():
-        measure()                                                   # warm-up
     rounds = max(3, args.bench_steps)
-    got = measure_in_turns(tasks, rounds)
-    medians = {name: float(np.median(values)) for name, values in got.items()}
-    seconds_per_step, big, own = medians["step"], medians["big"], medians["own"]
-    one_thread = medians.get("one_thread", seconds_per_step)
-    overhead = args.threads * medians["tiny"]
+    timed = time_in_turns(step, tiny_step, shape, args.threads, rounds)
     flops = count_flops(cfg, B, T, r, k)
+    per_round = timed["per_round"]
+    achieved = flops["total"] / np.array(per_round["step_seconds"]) / 1e9             # GFLOP/s, per round
     with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
         for _ in range(max(3, args.bench_steps // 2)):
             step(threads=1)
     memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
               "k_at_r16": {str(kk): peak_memory(params, cfg, args, 16, kk) for kk in (1, 4, 16)}}
-    achieved = flops["total"] / seconds_per_step / 1e9
     total_timed = sum(timer.total.values())
     result = {
         "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
                     "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")},
         "config": {"batch": B, "T": T, "r": r, "k": k, "width": cfg.width, "n_core": cfg.n_core,
                    "threads": args.threads},
-        "seconds_per_step": seconds_per_step, "tokens_per_second": B * T / seconds_per_step, "seconds_per_step_one_thread": one_thread,
-        "flops_per_step": flops, "achieved_gflops": achieved,
-        "matmul_gflops_2048": big, "matmul_gflops_model_shape": own, "matmul_gflops_2048_best": max(got["big"]),
-        "model_shape": [B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden],
-        "mfu_vs_2048": achieved / big, "mfu_vs_model_shape": achieved / own, "mfu_vs_2048_best": achieved / max(got["big"]),
-        "python_overhead_seconds": overhead, "python_overhead_share": overhead / seconds_per_step,
+        "rounds": rounds, **timed, "tokens_per_second": B * T / timed["seconds_per_step"],
+        "flops_per_step": flops, "achieved_gflops": float(np.median(achieved)), "model_shape": list(shape),
+        "mfu_vs_2048": float(np.median(achieved / np.array(per_round["gflops_2048"]))),
+        "mfu_vs_2048_best": float(np.median(achieved)) / timed["matmul_gflops_2048_best"],
+        "mfu_vs_model_shape": float(np.median(achieved / np.array(per_round["gflops_model_shape"]))),
         "time_share": {s: t / total_timed for s, t in sorted(timer.total.items(), key=lambda x: -x[1])},
         "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
-        "rounds": rounds,
     }
-    print_bench(result, args.threads)
+    print_bench(result)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -434,22 +446,27 @@ def bench(args):
     return result
 
 
-def print_bench(result, threads):
-    c, flops, memory, shape = result["config"], result["flops_per_step"], result["peak_memory_bytes"], result["model_shape"]
-    step, achieved, big, own = (result[n] for n in ("seconds_per_step", "achieved_gflops", "matmul_gflops_2048",
-                                                    "matmul_gflops_model_shape"))
-    print(f"Medians of {result['rounds']} rounds; each round times one of each figure below in turn")
+def print_bench(result):
+    """The figures of bench() as text; the same figures are in bench.json."""
+    c, flops, memory = result["config"], result["flops_per_step"], result["peak_memory_bytes"]
+    shape, step = result["model_shape"], result["seconds_per_step"]
+    big, own = result["matmul_gflops_2048"], result["matmul_gflops_model_shape"]
+    print(f"Medians of {result['rounds']} rounds; each round times, in turn, one training step, one in one "
+          "thread, 5 of a tiny model and one product of each matmul size")
     print(f"Training step, batch {c['batch']} x T {c['T']}, r = {c['r']}, k = {c['k']}, width {c['width']}: "
-          f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {threads} thread(s); "
+          f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {c['threads']} thread(s); "
           f"one thread: {result['seconds_per_step_one_thread'] * 1000:.1f} ms")
-    print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G "
-          f"(forward {flops['forward'] / 1e9:.2f} G, backward {flops['backward'] / 1e9:.2f} G) -> {achieved:.1f} GFLOP/s")
-    print(f"This machine's float32 matmul, {threads} at once: {big:.1f} GFLOP/s at 2048^3, {own:.1f} GFLOP/s "
-          f"at the model's shape {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]} (one thread's slice)")
-    print(f"MFU: {100 * achieved / big:.1f}% of the large matmul ({100 * result['mfu_vs_2048_best']:.1f}% of its best round, "
-          f"{result['matmul_gflops_2048_best']:.1f} GFLOP/s), {100 * achieved / own:.1f}% of the model-shape matmul")
-    print(f"Python overhead (same step, tiny model, {threads} slice(s) one after the other): "
-          f"{result['python_overhead_seconds'] * 1000:.1f} ms = {100 * result['python_overhead_share']:.1f}% of the step")
+    print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G (forward {flops['forward'] / 1e9:.2f} G, "
+          f"backward {flops['backward'] / 1e9:.2f} G) -> {result['achieved_gflops']:.1f} GFLOP/s")
+    print(f"This machine's float32 matmul, {c['threads']} at once: {big:.1f} GFLOP/s at 2048^3 (best round "
+          f"{result['matmul_gflops_2048_best']:.1f}), {own:.1f} GFLOP/s at the model's shape "
+          f"{shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]} (one thread's slice)")
+    print(f"MFU: {100 * result['mfu_vs_2048_best']:.1f}% of the large matmul's best round, "
+          f"{100 * result['mfu_vs_2048']:.1f}% of the large matmul timed in the same round, "
+          f"{100 * result['mfu_vs_model_shape']:.1f}% of the model-shape matmul")
+    print(f"Python overhead (same step, tiny model, {c['threads']} slice(s) one after the other): "
+          f"{result['python_overhead_seconds'] * 1000:.1f} ms = "
+          f"{100 * result['python_overhead_share']:.1f}% of the step")
     print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
     for section, share in result["time_share"].items():
         print(f"  {section:30s} {100 * share:5.1f}%")
@@ -927,7 +944,8 @@ def parse_args(argv):
                    help="held-out problems in the final table (--inference-report: at most 300)")
     p.add_argument("--bench", action="store_true", help="measure speed and memory instead of training")
     p.add_argument("--bench-steps", type=int, default=20,
-                   help="--bench: rounds, each timing one training step and the other figures in turn")
+                   help="--bench: rounds of timing, each one training step and the other figures in turn "
+                        "(and half as many steps, at least 3, for the profile split)")
     p.add_argument("--think", metavar="PROBLEM", default=None,
                    help="load the checkpoint in --out and show it thinking about PROBLEM, step 1..--r, then "
                         "streamed token by token through the KV cache with adaptive exit")
