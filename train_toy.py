@@ -290,7 +290,8 @@ def matmul_rate(m, n, p, repeats, threads=1):
     def products(_):
         for _ in range(repeats):
             a @ b
-    return threads * repeats * 2 * m * n * p / seconds(lambda: parallel_map(products, range(threads), threads)) / 1e9
+    spent = seconds(lambda: parallel_map(products, range(threads), threads))
+    return threads * repeats * 2 * m * n * p / spent / 1e9
 
 
 def measure_in_turns(timers, rounds):
@@ -307,12 +308,14 @@ def measure_in_turns(timers, rounds):
     return got
 
 
-def time_in_turns(step, tiny_step, shape, threads, rounds):
+def time_in_turns(step, tiny_step, tiny_slice, shape, threads, rounds):
     """The timed figures of --bench, as medians over rounds (see measure_in_turns). The MFU and the
-    overhead's share are medians of each round's own ratio; the FLOPs are applied by the caller."""
+    overhead's share are medians of each round's own ratio; the FLOPs are applied by the caller.
+    The overhead: a tiny step (its batch, s_0 and update, and one slice) and threads - 1 more slices."""
     timers = {"step": (lambda: seconds(step), 1),
               "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
               "tiny": (lambda: seconds(tiny_step), 5),        # a median of 5: a few milliseconds each
+              "tiny_slice": (lambda: seconds(tiny_slice), 5),
               "big": (lambda: matmul_rate(2048, 2048, 2048, 1, threads), 1),
               "own": (lambda: matmul_rate(*shape, 100, threads), 1)}
     if threads == 1:
@@ -320,7 +323,8 @@ def time_in_turns(step, tiny_step, shape, threads, rounds):
     for measure, _ in timers.values():
         measure()                                                   # warm-up
     got = measure_in_turns(timers, rounds)
-    tiny = threads * np.median(np.reshape(got["tiny"], (rounds, 5)), axis=1)      # per round
+    per_round = {name: np.median(np.reshape(got[name], (rounds, 5)), axis=1) for name in ("tiny", "tiny_slice")}
+    tiny = per_round["tiny"] + (threads - 1) * per_round["tiny_slice"]
     step_s, big = np.array(got["step"]), np.array(got["big"])
     return {"seconds_per_step": float(np.median(step_s)),
             "seconds_per_step_one_thread": float(np.median(got.get("one_thread", step_s))),
@@ -329,7 +333,7 @@ def time_in_turns(step, tiny_step, shape, threads, rounds):
             "python_overhead_seconds": float(np.median(tiny)),
             "python_overhead_share": float(np.median(tiny / step_s)),
             "per_round": {"step_seconds": got["step"], "gflops_2048": got["big"], "gflops_model_shape": got["own"],
-                          "tiny_seconds": got["tiny"]}}
+                          "tiny_step_seconds": got["tiny"], "tiny_slice_seconds": got["tiny_slice"]}}
 
 
 class SectionTimer:
@@ -404,18 +408,24 @@ def bench(args):
         loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
         rdmini.adamw_update(params, grads, opt, 1e-4)
     # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
-    # remains is the interpreter and numpy's per-call cost, paid the same at any size. Timed in one thread
-    # for one slice; a real step has one slice per thread, and only one thread can run Python at a time.
+    # remains is the interpreter and numpy's per-call cost, paid the same at any size. Timed in one thread:
+    # a real step has one slice per thread, and only one thread can run Python at a time, so its slices'
+    # overheads add up (its batch, s_0 and update come once).
     tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "n_ops": 1})
     tiny_cfg = make_config(tiny)
     tiny_params = rdmini.init_params(tiny_cfg, 0)
     tiny_opt = rdmini.adamw_init(tiny_params)
+    tiny_batch = make_batch(np.random.default_rng(0), 1, 1)
+    tiny_s0 = rdmini.initial_state(tiny_cfg, tiny_batch[0].shape + (tiny_cfg.width,), np.random.default_rng(0))
 
     def tiny_step():
         step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)
+
+    def tiny_slice():
+        loss_and_grads(tiny_params, tiny_cfg, tiny_batch, r, k, tiny_s0, 1, args.loss == "frontier")
     shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
     rounds = max(3, args.bench_steps)
-    timed = time_in_turns(step, tiny_step, shape, args.threads, rounds)
+    timed = time_in_turns(step, tiny_step, tiny_slice, shape, args.threads, rounds)
     flops = count_flops(cfg, B, T, r, k)
     per_round = timed["per_round"]
     achieved = flops["total"] / np.array(per_round["step_seconds"]) / 1e9             # GFLOP/s, per round
@@ -452,7 +462,7 @@ def print_bench(result):
     shape, step = result["model_shape"], result["seconds_per_step"]
     big, own = result["matmul_gflops_2048"], result["matmul_gflops_model_shape"]
     print(f"Medians of {result['rounds']} rounds; each round times, in turn, one training step, one in one "
-          "thread, 5 of a tiny model and one product of each matmul size")
+          "thread, 5 steps and 5 slices of a tiny model, and products of each matmul size")
     print(f"Training step, batch {c['batch']} x T {c['T']}, r = {c['r']}, k = {c['k']}, width {c['width']}: "
           f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {c['threads']} thread(s); "
           f"one thread: {result['seconds_per_step_one_thread'] * 1000:.1f} ms")
@@ -464,9 +474,9 @@ def print_bench(result):
     print(f"MFU: {100 * result['mfu_vs_2048_best']:.1f}% of the large matmul's best round, "
           f"{100 * result['mfu_vs_2048']:.1f}% of the large matmul timed in the same round, "
           f"{100 * result['mfu_vs_model_shape']:.1f}% of the model-shape matmul")
-    print(f"Python overhead (same step, tiny model, {c['threads']} slice(s) one after the other): "
-          f"{result['python_overhead_seconds'] * 1000:.1f} ms = "
-          f"{100 * result['python_overhead_share']:.1f}% of the step")
+    print(f"Python overhead (the same step on a tiny model, its {c['threads']} slice(s) one after the other): "
+          f"{result['python_overhead_seconds'] * 1000:.1f} ms, "
+          f"{100 * result['python_overhead_share']:.1f}% of the step (round by round)")
     print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
     for section, share in result["time_share"].items():
         print(f"  {section:30s} {100 * share:5.1f}%")

@@ -286,5 +286,5 @@ def test_bench_quick_mode(tmp_path):
     assert set(saved["peak_memory_bytes"]["r_at_k"]) == {"4", "16", "64"}
     assert 0 < sum(saved["time_share"].values()) <= 1.0001
     assert saved["rounds"] == 3 and len(saved["per_round"]["step_seconds"]) == 3
-    assert len(saved["per_round"]["tiny_seconds"]) == 15
+    assert len(saved["per_round"]["tiny_step_seconds"]) == len(saved["per_round"]["tiny_slice_seconds"]) == 15
     assert saved["matmul_gflops_2048_best"] >= saved["matmul_gflops_2048"] > 0
