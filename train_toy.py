@@ -298,7 +298,7 @@ def measure_in_turns(timers, rounds):
     """timers {name: (measure, count)} -> {name: its rounds * count measurements, round after round}.
     Each round takes every timer's `count` measurements in turn. Why turns: this machine's speed drifts
     (a virtual machine on shared hardware; the earlier --bench, which measured one figure after another,
-    gave MFUs from 19% to 28% for the same code within an hour), so figures measured one after another
+    gave MFUs from 20% to 28% for the same code within minutes), so figures measured one after another
     may each have seen a different machine. In turns, each round's ratios (MFU, the overhead's share of
     a step) compare measurements taken seconds apart."""
     got = {name: [] for name in timers}
@@ -312,10 +312,11 @@ def time_in_turns(step, tiny_step, tiny_slice, shape, threads, rounds):
     """The timed figures of --bench, as medians over rounds (see measure_in_turns). The MFU and the
     overhead's share are medians of each round's own ratio; the FLOPs are applied by the caller.
     The overhead: a tiny step (its batch, s_0 and update, and one slice) and threads - 1 more slices."""
+    n_tiny = 5                                     # tiny steps take a few milliseconds: a median of 5 per round
     timers = {"step": (lambda: seconds(step), 1),
               "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-              "tiny": (lambda: seconds(tiny_step), 5),        # a median of 5: a few milliseconds each
-              "tiny_slice": (lambda: seconds(tiny_slice), 5),
+              "tiny": (lambda: seconds(tiny_step), n_tiny),
+              "tiny_slice": (lambda: seconds(tiny_slice), n_tiny),
               "big": (lambda: matmul_rate(2048, 2048, 2048, 1, threads), 1),
               "own": (lambda: matmul_rate(*shape, 100, threads), 1)}
     if threads == 1:
@@ -323,8 +324,9 @@ def time_in_turns(step, tiny_step, tiny_slice, shape, threads, rounds):
     for measure, _ in timers.values():
         measure()                                                   # warm-up
     got = measure_in_turns(timers, rounds)
-    per_round = {name: np.median(np.reshape(got[name], (rounds, 5)), axis=1) for name in ("tiny", "tiny_slice")}
-    tiny = per_round["tiny"] + (threads - 1) * per_round["tiny_slice"]
+    tiny_step_s, tiny_slice_s = (np.median(np.reshape(got[name], (rounds, n_tiny)), axis=1)   # per round
+                                 for name in ("tiny", "tiny_slice"))
+    tiny = tiny_step_s + (threads - 1) * tiny_slice_s
     step_s, big = np.array(got["step"]), np.array(got["big"])
     return {"seconds_per_step": float(np.median(step_s)),
             "seconds_per_step_one_thread": float(np.median(got.get("one_thread", step_s))),
