@@ -249,10 +249,17 @@ def final_report(params, cfg, args, out_dir, extra):
     for p, truth, guess in wrong[:5]:
         print(f"  problem {p}   truth {truth}   prediction {guess}")
     results["wrong_examples"] = [{"r": r_show, "problem": p, "truth": t, "prediction": g} for p, t, g in wrong[:10]]
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"\nSaved {os.path.join(out_dir, 'results.json')}")
+    print(f"\nSaved {save_json(results, out_dir, 'results.json')}")
     return results
+
+
+def save_json(obj, folder, name):
+    """Write obj to folder/name as JSON (the folder made if need be); returns the path."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    return path
 
 
 # ============================================================================================
@@ -451,10 +458,7 @@ def bench(args):
         "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
     }
     print_bench(result)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"Saved {os.path.join(args.out, 'bench.json')}")
+    print(f"Saved {save_json(result, args.out, 'bench.json')}")
     return result
 
 
@@ -908,10 +912,7 @@ def inference_report(args):
     print(f"\nTrajectories over 128 steps of {len(out['kinds'])} tokens: "
           + ", ".join(f"{c} {kind}s" for kind, c in res["trajectories"].items()))
     res["seconds"] = round(time.time() - t_start, 1)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "inference.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(f"\nSaved {os.path.join(args.out, 'inference.json')} ({res['seconds']} s)")
+    print(f"\nSaved {save_json(res, args.out, 'inference.json')} ({res['seconds']} s)")
     return res
 
 
