@@ -305,9 +305,8 @@ def measure_in_turns(timers, rounds):
     """timers {name: (measure, count)} -> {name: its rounds * count measurements, round after round}.
     Each round takes every timer's `count` measurements in turn. Why turns: this machine's speed drifts
     (a virtual machine on shared hardware; the earlier --bench, which measured one figure after another,
-    gave MFUs from 20% to 28% for the same code within minutes), so figures measured one after another
-    may each have seen a different machine. In turns, each round's ratios (MFU, the overhead's share of
-    a step) compare measurements taken seconds apart."""
+    gave MFUs from 20% to 28% for the same code within minutes). In turns, a drift touches every figure
+    alike, instead of the step's and the matmul's being measured on two different machines."""
     got = {name: [] for name in timers}
     for _ in range(rounds):
         for name, (measure, count) in timers.items():
@@ -315,25 +314,29 @@ def measure_in_turns(timers, rounds):
     return got
 
 
+TINY_PER_ROUND = 5              # tiny steps take a few milliseconds: each round's figure is a median of 5
+
+
 def time_in_turns(step, tiny_step, tiny_slice, shape, threads, rounds):
-    """The timed figures of --bench, as medians over rounds (see measure_in_turns). The MFU and the
-    overhead's share are medians of each round's own ratio; the FLOPs are applied by the caller.
-    The overhead: a tiny step (its batch, s_0 and update, and one slice) and threads - 1 more slices."""
-    n_tiny = 5                                     # tiny steps take a few milliseconds: a median of 5 per round
+    """The timed figures of --bench (see measure_in_turns): medians over the rounds, except the large
+    matmul's best round, a maximum. The Python overhead, per round: a tiny step (its batch, s_0 and
+    update, and one slice) and threads - 1 more tiny slices; its share is the median of the rounds' shares.
+    The per-round figures are returned too: the caller turns them into MFUs with the step's FLOPs."""
     timers = {"step": (lambda: seconds(step), 1),
               "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-              "tiny": (lambda: seconds(tiny_step), n_tiny),
-              "tiny_slice": (lambda: seconds(tiny_slice), n_tiny),
+              "tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
+              "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
               "big": (lambda: matmul_rate(2048, 2048, 2048, 1, threads), 1),
               "own": (lambda: matmul_rate(*shape, 100, threads), 1)}
-    if threads == 1:
-        del timers["one_thread"]                                    # the same as "step"
+    if threads == 1:                                # one slice: the tiny step holds it, and "step" is one thread
+        del timers["one_thread"], timers["tiny_slice"]
     for measure, _ in timers.values():
         measure()                                                   # warm-up
     got = measure_in_turns(timers, rounds)
-    tiny_step_s, tiny_slice_s = (np.median(np.reshape(got[name], (rounds, n_tiny)), axis=1)   # per round
-                                 for name in ("tiny", "tiny_slice"))
-    tiny = tiny_step_s + (threads - 1) * tiny_slice_s
+
+    def per_round(name):                                            # the median of each round's measurements
+        return np.median(np.reshape(got[name], (rounds, TINY_PER_ROUND)), axis=1)
+    tiny = per_round("tiny") + ((threads - 1) * per_round("tiny_slice") if threads > 1 else 0)
     step_s, big = np.array(got["step"]), np.array(got["big"])
     return {"seconds_per_step": float(np.median(step_s)),
             "seconds_per_step_one_thread": float(np.median(got.get("one_thread", step_s))),
@@ -342,7 +345,7 @@ def time_in_turns(step, tiny_step, tiny_slice, shape, threads, rounds):
             "python_overhead_seconds": float(np.median(tiny)),
             "python_overhead_share": float(np.median(tiny / step_s)),
             "per_round": {"step_seconds": got["step"], "gflops_2048": got["big"], "gflops_model_shape": got["own"],
-                          "tiny_step_seconds": got["tiny"], "tiny_slice_seconds": got["tiny_slice"]}}
+                          "tiny_step_seconds": got["tiny"], "tiny_slice_seconds": got.get("tiny_slice", [])}}
 
 
 class SectionTimer:
@@ -468,7 +471,8 @@ def print_bench(result):
     shape, step = result["model_shape"], result["seconds_per_step"]
     big, own = result["matmul_gflops_2048"], result["matmul_gflops_model_shape"]
     print(f"Medians of {result['rounds']} rounds; each round times, in turn, one training step, one in one "
-          "thread, 5 steps and 5 slices of a tiny model, and products of each matmul size")
+          f"thread, {TINY_PER_ROUND} steps and {TINY_PER_ROUND} slices of a tiny model, and products of each "
+          "matmul size")
     print(f"Training step, batch {c['batch']} x T {c['T']}, r = {c['r']}, k = {c['k']}, width {c['width']}: "
           f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {c['threads']} thread(s); "
           f"one thread: {result['seconds_per_step_one_thread'] * 1000:.1f} ms")
@@ -500,8 +504,8 @@ def print_bench(result):
 def keep_freed_memory():
     """Every step frees and allocates again the same activation arrays, from 0.1 to 1 MB each. glibc's
     malloc serves such sizes with fresh pages from the operating system (mmap) or hands freed memory back
-    (trim), so the next step pays a page fault for every page again: in --bench, 112-124 ms a step without
-    this and 85-94 ms with it (two threads). Ask glibc to keep what is freed: arrays up to 32 MiB come
+    (trim), so the next step pays a page fault for every page again: by the earlier --bench, 112-124 ms a
+    step without this and 85-94 ms with it (two threads). Ask glibc to keep what is freed: arrays up to 32 MiB come
     from its heap, and up to 1 GiB of freed heap is kept for reuse. Setting only the second makes steps
     slower: any setting turns off glibc's automatic mmap threshold. Numbers are unchanged, and so is the
     peak that tracemalloc sees; the process's resident memory is higher, by what glibc keeps. Linux with
