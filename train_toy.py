@@ -317,35 +317,30 @@ def measure_in_turns(timers, rounds):
 TINY_PER_ROUND = 5              # tiny steps take a few milliseconds: each round's figure is a median of 5
 
 
-def time_in_turns(step, tiny_step, tiny_slice, shape, threads, rounds):
-    """The timed figures of --bench (see measure_in_turns): medians over the rounds, except the large
+def time_in_turns(timers, threads, rounds):
+    """The timed figures of --bench from measure_in_turns: medians over the rounds, except the large
     matmul's best round, a maximum. The Python overhead, per round: a tiny step (its batch, s_0 and
-    update, and one slice) and threads - 1 more tiny slices; its share is the median of the rounds' shares.
+    update, and one slice) and threads - 1 more tiny slices, one after the other; and, as a real step
+    runs, the tiny step in `threads` threads. Its shares of the step are medians of the rounds' shares.
     The per-round figures are returned too: the caller turns them into MFUs with the step's FLOPs."""
-    timers = {"step": (lambda: seconds(step), 1),
-              "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-              "tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
-              "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
-              "big": (lambda: matmul_rate(2048, 2048, 2048, 1, threads), 1),
-              "own": (lambda: matmul_rate(*shape, 100, threads), 1)}
-    if threads == 1:                                # one slice: the tiny step holds it, and "step" is one thread
-        del timers["one_thread"], timers["tiny_slice"]
     for measure, _ in timers.values():
         measure()                                                   # warm-up
     got = measure_in_turns(timers, rounds)
 
     def per_round(name):                                            # the median of each round's measurements
         return np.median(np.reshape(got[name], (rounds, TINY_PER_ROUND)), axis=1)
-    tiny = per_round("tiny") + ((threads - 1) * per_round("tiny_slice") if threads > 1 else 0)
     step_s, big = np.array(got["step"]), np.array(got["big"])
+    one_thread = per_round("tiny") + ((threads - 1) * per_round("tiny_slice") if threads > 1 else 0)
+    in_threads = per_round("tiny_threads") if threads > 1 else one_thread
     return {"seconds_per_step": float(np.median(step_s)),
             "seconds_per_step_one_thread": float(np.median(got.get("one_thread", step_s))),
             "matmul_gflops_2048": float(np.median(big)), "matmul_gflops_2048_best": float(big.max()),
             "matmul_gflops_model_shape": float(np.median(got["own"])),
-            "python_overhead_seconds": float(np.median(tiny)),
-            "python_overhead_share": float(np.median(tiny / step_s)),
-            "per_round": {"step_seconds": got["step"], "gflops_2048": got["big"], "gflops_model_shape": got["own"],
-                          "tiny_step_seconds": got["tiny"], "tiny_slice_seconds": got.get("tiny_slice", [])}}
+            "python_overhead_seconds": float(np.median(one_thread)),
+            "python_overhead_share": float(np.median(one_thread / step_s)),
+            "python_overhead_in_threads_seconds": float(np.median(in_threads)),
+            "python_overhead_in_threads_share": float(np.median(in_threads / step_s)),
+            "per_round": {name: got[name] for name in timers}}
 
 
 class SectionTimer:
@@ -430,17 +425,26 @@ def bench(args):
     tiny_batch = make_batch(np.random.default_rng(0), 1, 1)
     tiny_s0 = rdmini.initial_state(tiny_cfg, tiny_batch[0].shape + (tiny_cfg.width,), np.random.default_rng(0))
 
-    def tiny_step():
-        step(threads=1, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=1, n_ops=1)
+    def tiny_step(threads=1):                                       # one slice of one problem per thread
+        step(threads=threads, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=threads, n_ops=1)
 
     def tiny_slice():
         loss_and_grads(tiny_params, tiny_cfg, tiny_batch, r, k, tiny_s0, 1, args.loss == "frontier")
     shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
+    timers = {"step": (lambda: seconds(step), 1),
+              "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
+              "tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
+              "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
+              "tiny_threads": (lambda: seconds(lambda: tiny_step(args.threads)), TINY_PER_ROUND),
+              "big": (lambda: matmul_rate(2048, 2048, 2048, 1, args.threads), 1),     # GFLOP/s, not seconds
+              "own": (lambda: matmul_rate(*shape, 100, args.threads), 1)}
+    if args.threads == 1:                           # one slice: "step" is one thread, and the tiny step has it all
+        del timers["one_thread"], timers["tiny_slice"], timers["tiny_threads"]
     rounds = max(3, args.bench_steps)
-    timed = time_in_turns(step, tiny_step, tiny_slice, shape, args.threads, rounds)
+    timed = time_in_turns(timers, args.threads, rounds)
     flops = count_flops(cfg, B, T, r, k)
     per_round = timed["per_round"]
-    achieved = flops["total"] / np.array(per_round["step_seconds"]) / 1e9             # GFLOP/s, per round
+    achieved = flops["total"] / np.array(per_round["step"]) / 1e9                     # GFLOP/s, per round
     with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
         for _ in range(max(3, args.bench_steps // 2)):
             step(threads=1)
@@ -454,9 +458,9 @@ def bench(args):
                    "threads": args.threads},
         "rounds": rounds, **timed, "tokens_per_second": B * T / timed["seconds_per_step"],
         "flops_per_step": flops, "achieved_gflops": float(np.median(achieved)), "model_shape": list(shape),
-        "mfu_vs_2048": float(np.median(achieved / np.array(per_round["gflops_2048"]))),
+        "mfu_vs_2048": float(np.median(achieved / np.array(per_round["big"]))),
         "mfu_vs_2048_best": float(np.median(achieved)) / timed["matmul_gflops_2048_best"],
-        "mfu_vs_model_shape": float(np.median(achieved / np.array(per_round["gflops_model_shape"]))),
+        "mfu_vs_model_shape": float(np.median(achieved / np.array(per_round["own"]))),
         "time_share": {s: t / total_timed for s, t in sorted(timer.total.items(), key=lambda x: -x[1])},
         "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
     }
@@ -471,7 +475,7 @@ def print_bench(result):
     shape, step = result["model_shape"], result["seconds_per_step"]
     big, own = result["matmul_gflops_2048"], result["matmul_gflops_model_shape"]
     print(f"Medians of {result['rounds']} rounds; each round times, in turn, one training step, one in one "
-          f"thread, {TINY_PER_ROUND} steps and {TINY_PER_ROUND} slices of a tiny model, and products of each "
+          f"thread, {TINY_PER_ROUND} each of a tiny model's step, slice and step in threads, and products of each "
           "matmul size")
     print(f"Training step, batch {c['batch']} x T {c['T']}, r = {c['r']}, k = {c['k']}, width {c['width']}: "
           f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {c['threads']} thread(s); "
@@ -484,9 +488,11 @@ def print_bench(result):
     print(f"MFU: {100 * result['mfu_vs_2048_best']:.1f}% of the large matmul's best round, "
           f"{100 * result['mfu_vs_2048']:.1f}% of the large matmul timed in the same round, "
           f"{100 * result['mfu_vs_model_shape']:.1f}% of the model-shape matmul")
-    print(f"Python overhead (the same step on a tiny model, its {c['threads']} slice(s) one after the other): "
-          f"{result['python_overhead_seconds'] * 1000:.1f} ms, "
-          f"{100 * result['python_overhead_share']:.1f}% of the step (round by round)")
+    print(f"Python overhead (the same step on a tiny model; shares of the step, round by round): its {c['threads']} "
+          f"slice(s) one after the other in one thread {result['python_overhead_seconds'] * 1000:.1f} ms, "
+          f"{100 * result['python_overhead_share']:.1f}%; run by {c['threads']} thread(s) as a real step runs "
+          f"{result['python_overhead_in_threads_seconds'] * 1000:.1f} ms, "
+          f"{100 * result['python_overhead_in_threads_share']:.1f}%")
     print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
     for section, share in result["time_share"].items():
         print(f"  {section:30s} {100 * share:5.1f}%")

@@ -285,6 +285,7 @@ def test_bench_quick_mode(tmp_path):
     assert saved["config"]["T"] == tt.make_batch(np.random.default_rng(0), 1, 2)[0].shape[1]   # the real width
     assert set(saved["peak_memory_bytes"]["r_at_k"]) == {"4", "16", "64"}
     assert 0 < sum(saved["time_share"].values()) <= 1.0001
-    assert saved["rounds"] == 3 and len(saved["per_round"]["step_seconds"]) == 3
-    assert len(saved["per_round"]["tiny_step_seconds"]) == len(saved["per_round"]["tiny_slice_seconds"]) == 15
+    assert saved["rounds"] == 3 and len(saved["per_round"]["step"]) == 3
+    assert len(saved["per_round"]["tiny"]) == len(saved["per_round"]["tiny_threads"]) == 15
+    assert saved["python_overhead_in_threads_seconds"] > 0
     assert saved["matmul_gflops_2048_best"] >= saved["matmul_gflops_2048"] > 0
