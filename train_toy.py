@@ -415,9 +415,10 @@ def bench(args):
         loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
         rdmini.adamw_update(params, grads, opt, 1e-4)
     # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
-    # remains is the interpreter and numpy's per-call cost, paid the same at any size. Timed in one thread:
-    # a real step has one slice per thread, and only one thread can run Python at a time, so its slices'
-    # overheads add up (its batch, s_0 and update come once).
+    # remains is the interpreter and numpy's per-call cost, paid the same at any size. Counted two ways:
+    # in one thread, the tiny step and its other slices one after the other (only one thread can run
+    # Python at a time, so the slices' overheads add up); and the tiny step run by the threads, as a real
+    # step runs, which also pays for handing the interpreter from one thread to the other.
     tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "n_ops": 1})
     tiny_cfg = make_config(tiny)
     tiny_params = rdmini.init_params(tiny_cfg, 0)
