@@ -42,6 +42,7 @@ class Config:
     n_core: int = 2             # transformer blocks in the core, run r times with shared weights (train_toy: 1)
     n_coda: int = 1             # transformer blocks in the coda (run once)
     max_seq_len: int = 64       # T may not exceed this
+    window: int | None = None   # attention window: a position sees itself and the window - 1 before it; None: the whole prefix (Huginn)
     state_std: float = 0.63     # sigma of the initial state s_0 (paper: variance 2/5); 0 gives s_0 = 0
     mean_r: float = 8.0         # mean r drawn by sample_r in training (train_toy's default: 10); 1 = no recurrence
     backprop_k: int = 4         # k used in training, kept with the checkpoint; forward() takes k as an argument
@@ -65,6 +66,8 @@ class Config:
             raise ValueError(f"Config.injection must be 'concat' or 'add', got {self.injection!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"Config.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.window is not None and (int(self.window) != self.window or self.window < 1):
+            raise ValueError(f"Config.window must be None (the whole prefix) or an integer >= 1, got {self.window!r}")
         if self.state_std < 0 or self.mean_r < 1:
             raise ValueError("Config.state_std must be >= 0 and Config.mean_r >= 1")
 
@@ -197,10 +200,15 @@ def rope_backward(dout, rot):
     return (dout.view(rot.dtype) * rot.conj()).view(dout.dtype)
 
 
-def causal_mask(T, dtype, t0=0):
+def causal_mask(T, dtype, t0=0, window=None):
     """Additive mask (T, t0 + T): -inf where a key comes after its query, so the query at position
-    t0 + j sees positions 0 .. t0 + j only. t0 > 0 when earlier positions come from a KV cache."""
-    return np.triu(np.full((T, t0 + T), -np.inf, dtype=dtype), k=t0 + 1)
+    t0 + j sees positions 0 .. t0 + j only. t0 > 0 when earlier positions come from a KV cache.
+    window w: the query also sees nothing before t0 + j - w + 1, i.e. itself and the w - 1 positions
+    before it, however long the sequence: every position then has the same view at every length."""
+    mask = np.triu(np.full((T, t0 + T), -np.inf, dtype=dtype), k=t0 + 1)       # the future
+    if window is not None:
+        mask += np.tril(np.full((T, t0 + T), -np.inf, dtype=dtype), k=t0 - window)   # the far past
+    return mask
 
 
 def attention_forward(x, p, n_heads, rope, mask, kv=None):
@@ -292,10 +300,11 @@ def block_backward(dout, cache):
 
 def stack_forward(x, params, cfg, stage, n, rope, mask, kvs=None):
     """n blocks in a row, e.g. the prelude or the coda. Returns the list of their caches.
-    kvs (inference only): (store (n,2,B,H,c,d), t0, write), block i using store[i]; see kv_update."""
+    kvs (inference only): (store, past, t0, write), stores (n,2,B,H,c,d), block i using store[i] and
+    past[i] (past None: read the earlier positions from store too); see kv_update."""
     caches = []
     for i in range(n):
-        kv = None if kvs is None else (kvs[0][i], *kvs[1:])
+        kv = None if kvs is None else (kvs[0][i], None if kvs[1] is None else kvs[1][i], *kvs[2:])
         x, c = block_forward(x, sub(params, f"{stage}.{i}."), cfg, rope, mask, kv)
         caches.append(c)
     return x, caches
@@ -400,7 +409,7 @@ def start(params, cfg, tokens, rng, state0):
     pass your own Generator for fresh noise on every call, as the paper does."""
     T = tokens.shape[1]
     rope = rope_tables(T, cfg.head_dim, cfg.rope_base, cfg.dtype)
-    mask = causal_mask(T, cfg.dtype)
+    mask = causal_mask(T, cfg.dtype, window=cfg.window)
     e, c_prelude = prelude_forward(params, cfg, tokens, rope, mask)
     if state0 is None:
         state0 = initial_state(cfg, e.shape, rng if rng is not None else np.random.default_rng(0))
@@ -661,11 +670,21 @@ def load_checkpoint(path):
 # slot i % m, so a later token reading an earlier one at step i finds that token's entry of the last step
 # with the same i % m. With m >= r every step has its own slot and nothing changes.
 # Adaptive exit lets each token stop when it has converged; a later token that reads it at a deeper step
-# then reads its latest (deepest) entry. Shapes: t new positions, c cache capacity, m' = min(r, m) slots.
+# then reads its latest (deepest) entry.
+# The read rule says which entry of an earlier position a new token reads at its step i:
+#   "latest":      the one in slot i % m (with m >= r: the earlier token's own step-i entry, as forward()
+#                  reads it, so with no exit the cache changes nothing);
+#   "always-last": the earlier token's last entry, from the deepest step it ran, whatever i is (the name
+#                  Huginn's code gives it). With m = 1 the two rules read the same entry.
+# Shapes: t new positions, c cache capacity, m' = min(r, m) slots.
 
-def new_cache(cfg, batch, r, m=None, capacity=None, rng=None):
+READ_RULES = ("latest", "always-last")
+
+
+def new_cache(cfg, batch, r, m=None, capacity=None, rng=None, read="latest"):
     """An empty KV cache for `batch` sequences of up to `capacity` positions (default max_seq_len), for a
-    model run with r core steps and a budget of m core slots (None: m = r, no sharing). It also keeps the
+    model run with r core steps and a budget of m core slots (None: m = r, no sharing), read by the rule
+    `read` ("latest" or "always-last", see above). It also keeps the
     final state s of every position (continuous chain of thought starts from it) and the rng that feed()
     draws s_0 from when it is given no state0 (default np.random.default_rng(0): reproducible)."""
     if not isinstance(r, (int, np.integer)) or r < 1:
@@ -678,6 +697,8 @@ def new_cache(cfg, batch, r, m=None, capacity=None, rng=None):
         raise ValueError(f"cache capacity must lie in [1, Config.max_seq_len={cfg.max_seq_len}], got {capacity}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
+    if read not in READ_RULES:
+        raise ValueError(f"read (the cache's read rule) must be one of {READ_RULES}, got {read!r}")
 
     def kv(*layers):         # 2: keys and values; one (B,H,c,d) array of each per attention layer
         return np.zeros((*layers, 2, batch, cfg.n_heads, capacity, cfg.head_dim), cfg.dtype)
@@ -686,7 +707,7 @@ def new_cache(cfg, batch, r, m=None, capacity=None, rng=None):
             "coda": kv(cfg.n_coda),                             # (n_coda,2,B,H,c,d)
             "state": np.zeros((batch, capacity, cfg.width), cfg.dtype),   # (B,c,h): final s of each position
             "rope": rope_tables(capacity, cfg.head_dim, cfg.rope_base, cfg.dtype),   # (c,1,d/2)
-            "length": 0, "r": int(r), "m": int(m), "rng": rng if rng is not None else np.random.default_rng(0)}
+            "length": 0, "r": int(r), "m": int(m), "read": read, "rng": rng if rng is not None else np.random.default_rng(0)}
 
 
 def cache_bytes(cache):
@@ -697,14 +718,18 @@ def cache_bytes(cache):
 
 def kv_update(kv, k, v):
     """Write the new positions' keys and values into a layer's cache; return all it holds up to them.
-    kv = (store (2,B,H,c,d), t0, write): the new positions are t0 .. t0+T-1, and write (B,T) (None: all)
-    says which tokens still think; a stopped token's entry stays, so readers get its latest one.
-    k, v (B,H,T,d) -> keys, values (B,H,t0+T,d)."""
-    store, t0, write = kv
+    kv = (store, past, t0, write), stores (2,B,H,c,d): the new positions t0 .. t0+T-1 are written into
+    store and read from it; the earlier ones, 0 .. t0-1, are read from past (the read rule's choice; past
+    None reads them from store too, the "latest" rule). write (B,T) (None: all) says which tokens still think; a stopped
+    token's entry stays, so readers get its latest one. k, v (B,H,T,d) -> keys, values (B,H,t0+T,d)."""
+    store, past, t0, write = kv
     T = k.shape[2]
     new, slot = np.stack([k, v]), store[:, :, :, t0:t0 + T]                  # (2,B,H,T,d); slot is a view
     slot[...] = new if write is None else np.where(write[:, None, :, None], new, slot)
-    return store[0, :, :, :t0 + T], store[1, :, :, :t0 + T]
+    if past is None:
+        return store[0, :, :, :t0 + T], store[1, :, :, :t0 + T]
+    both = np.concatenate([past[:, :, :, :t0], slot], axis=3)                # (2,B,H,t0+T,d)
+    return both[0], both[1]
 
 
 def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl", continuous=False):
@@ -744,10 +769,10 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     if criterion not in ("kl", "state"):
         raise ValueError(f"criterion must be 'kl' or 'state', got {criterion!r}")
 
-    rot, mask = cache["rope"][t0:t0 + t], causal_mask(t, cfg.dtype, t0)       # (t,1,d/2), (t,t0+t)
+    rot, mask = cache["rope"][t0:t0 + t], causal_mask(t, cfg.dtype, t0, cfg.window)   # (t,1,d/2), (t,t0+t)
     x = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))[0]   # (B,t) -> (B,t,h)
-    e = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rot, mask, (cache["prelude"], t0, None))[0]
-    coda = lambda s: coda_forward(params, cfg, s, rot, mask, (cache["coda"], t0, None))[0]   # (B,t,V)
+    e = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rot, mask, (cache["prelude"], None, t0, None))[0]
+    coda = lambda s: coda_forward(params, cfg, s, rot, mask, (cache["coda"], None, t0, None))[0]   # (B,t,V)
     if state0 is None:
         s = initial_state(cfg, (B, t, cfg.width), cache["rng"])              # (B,t,h)
     else:
@@ -760,7 +785,9 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     logp = None
     for i in range(r):
         slot = cache["core"][i % m]                                           # (n_core,2,B,H,c,d)
-        x, _ = recurrence_step(s, e, params, cfg, rot, mask, (slot, t0, active))   # the same step as training
+        # the slot of the last step holds every earlier position's last entry (stopped tokens' included)
+        past = None if cache["read"] == "latest" else cache["core"][(r - 1) % m]
+        x, _ = recurrence_step(s, e, params, cfg, rot, mask, (slot, past, t0, active))   # the same step as training
         s_prev, s = s, np.where(active[..., None], x, s)                      # stopped tokens keep their s
         steps += active
         if threshold is None:
@@ -792,16 +819,19 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     return logits, steps
 
 
-def generate(params, cfg, prompt, max_new_tokens, r, m=None, rng=None, state0=None, threshold=None,
-             criterion="kl", continuous=False):
+def generate(params, cfg, prompt, max_new_tokens, r, m=1, rng=None, state0=None, threshold=None,
+             criterion="kl", continuous=False, read="latest"):
     """Greedy decoding with the KV cache: the prompt in one pass, then each new token fed back alone.
     prompt (T,) or (B,T) ints -> tokens (B,T+n), logits (B,L,V) and core steps used (B,L), where
     n = max_new_tokens and L = T + n - 1 positions were fed (the last new token is never fed back);
-    without the batch axis for a 1-D prompt. m, threshold, criterion, continuous: as new_cache and feed.
+    without the batch axis for a 1-D prompt. m, read, threshold, criterion, continuous: as new_cache and feed.
+    m = 1 by default: one core slot, so every token reads the last entry of every earlier token. With adaptive
+    exit (threshold 5e-4) that kept every answer of train_toy's models at the fewest steps, where m = r with
+    the latest-entry rule lost some (train_toy --inference-report measures it); it also keeps the cache small.
     Position p starts from s_0 = state0[:, p] (state0 (B,L,h)) if given, else from draws of rng (default
     np.random.default_rng(0)): one initial_state draw of (B,T,h) for the prompt, then (B,1,h) per new token.
-    With threshold None and the same state0, tokens equal those of rdmini.forward on tokens[:, :L] and the
-    logits equal its logits up to float rounding."""
+    With m = None (a slot per step), threshold None and the same state0, tokens equal those of rdmini.forward
+    on tokens[:, :L] and the logits equal its logits up to float rounding."""
     prompt = np.asarray(prompt)
     if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or prompt.size < 1:
         raise ValueError(f"prompt must be a non-empty 1-D (T,) or 2-D (B, T) array of token ids, "
@@ -816,7 +846,7 @@ def generate(params, cfg, prompt, max_new_tokens, r, m=None, rng=None, state0=No
                          f"Config.max_seq_len={cfg.max_seq_len}")
     if state0 is not None and np.shape(state0) != (B, L, cfg.width):
         raise ValueError(f"state0 must have shape (B, L, h) = {(B, L, cfg.width)}, got {np.shape(state0)}")
-    cache = new_cache(cfg, B, r, m, capacity=L, rng=rng)
+    cache = new_cache(cfg, B, r, m, capacity=L, rng=rng, read=read)
     s0 = (lambda a, b: None) if state0 is None else (lambda a, b: state0[:, a:b])
     opts = dict(threshold=threshold, criterion=criterion, continuous=continuous)
     logits, steps = feed(params, cfg, cache, tokens, s0(0, T), **opts)

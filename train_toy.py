@@ -25,6 +25,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -219,29 +220,42 @@ def print_table(title, result, label="op"):
         print(f"{r:4d} |   {acc:6.3f}  | " + " ".join(f"{a:4.2f}" for a in pos))
 
 
+def eval_lengths(n_ops, task):
+    """The longer problem sizes final_report measures: n_ops + 4 (12 for the default), and for the running
+    task 2x, 4x and 6x the trained size, which a fixed stack of layers could not reach."""
+    return [n_ops + 4] + ([2 * n_ops, 4 * n_ops, 6 * n_ops] if task == "running" else [])
+
+
 def final_report(params, cfg, args, out_dir, extra):
     """Accuracy by r on held-out problems of the trained size and longer ones, wrong answers;
-    printed, and saved to results.json in the run folder."""
+    printed, and saved to results.json in the run folder (results["longer"][str(n)] per longer size n)."""
     task = args.task
     rng = np.random.default_rng(EVAL_SEED)
     problems = random_problems(rng, args.eval_problems, args.n_ops, task)
-    longer_ops = args.n_ops + 4
-    longer_problems = random_problems(rng, max(1, args.eval_problems // 4), longer_ops, task)
-    if len(layout(longer_problems[0], task)[0]) > cfg.max_seq_len:
-        longer_problems = []
     label, unit = ("op", "operations") if task == "running" else ("d", "digits per number")
     main = evaluate(params, cfg, problems, R_VALUES, task, threads=args.threads)
     print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} {unit} (all right = every "
                 f"answer right; {label}J = the answer at position J)", main, label)
     results = {"task": task, "n_ops": args.n_ops, **extra,
                "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
-               "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}}
-    if longer_problems:
+               "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}, "longer": {}}
+    for n in eval_lengths(args.n_ops, task):
+        longer_problems = random_problems(rng, max(1, args.eval_problems // 4), n, task)
+        if len(layout(longer_problems[0], task)[0]) > cfg.max_seq_len:
+            continue
         longer = evaluate(params, cfg, longer_problems, R_VALUES, task, threads=args.threads)
-        print_table(f"Longer than trained: {len(longer_problems)} problems with {longer_ops} {unit}", longer, label)
-        results["longer"] = {"n_ops": longer_ops,
-                             "accuracy_by_r": {str(r): v[0] for r, v in longer.items()},
-                             "position_accuracy_by_r": {str(r): v[1] for r, v in longer.items()}}
+        results["longer"][str(n)] = {"problems": len(longer_problems),
+                                     "accuracy_by_r": {str(r): v[0] for r, v in longer.items()}}
+        if n == args.n_ops + 4:           # the per-position table once; beyond it, one line per size
+            print_table(f"Longer than trained: {len(longer_problems)} problems with {n} {unit}", longer, label)
+            results["longer"][str(n)]["position_accuracy_by_r"] = {str(r): v[1] for r, v in longer.items()}
+    if len(results["longer"]) > 1:
+        print(f"\nAll right by problem size (trained on {args.n_ops} {unit}; "
+              f"{max(1, args.eval_problems // 4)} problems each):")
+        print(f"{'size':>5} | " + " ".join(f"r={r:<4d}" for r in R_VALUES))
+        sizes = {str(args.n_ops): results["accuracy_by_r"], **{n: v["accuracy_by_r"] for n, v in results["longer"].items()}}
+        for n, acc in sizes.items():
+            print(f"{n:>5} | " + " ".join(f"{acc[str(r)]:6.3f}" for r in R_VALUES))
     r_show = 8
     truths = [layout(p, task)[1] for p in problems]
     wrong = [(p, t, g) for p, t, g in zip(problems, truths, main[r_show][2]) if g != t]
@@ -582,8 +596,8 @@ def make_config(args):
     args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
-                         max_seq_len=max(64, 3 * args.n_ops + 15), mean_r=args.mean_r, backprop_k=args.k,
-                         injection=args.injection)
+                         max_seq_len=max(64, 3 * args.n_ops + 15, 6 * args.n_ops + 1), mean_r=args.mean_r, backprop_k=args.k,
+                         injection=args.injection, window=args.window)
 
 
 def save(path, params, cfg, opt, step, rngs, args):
@@ -594,7 +608,7 @@ def save(path, params, cfg, opt, step, rngs, args):
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
 RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
-            "max_r", "weight_decay", "threads", "loss")
+            "max_r", "weight_decay", "threads", "loss", "window")
 
 
 def load(path, args):
@@ -607,7 +621,7 @@ def load(path, args):
     else:
         args.n_ops = args.n_ops or state["run"]["n_ops"]
         args.steps = args.steps or state["run"]["steps"]    # no --steps: the total the run was started with
-        before = {"threads": 1, "loss": "all"}    # what checkpoints written before these options existed used
+        before = {"threads": 1, "loss": "all", "window": None}    # what checkpoints written before these options existed used
         saved = {k: state["run"].get(k, before.get(k)) for k in RUN_KEYS}
         differ = [f"--{k.replace('_', '-')} {saved[k]} there, {getattr(args, k)} now" for k in RUN_KEYS
                   if k != "steps" and saved[k] != getattr(args, k)]
@@ -706,7 +720,8 @@ def load_model(args):
     return params, cfg
 
 
-def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0):
+def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0,
+           read="latest"):
     """Equal-length problems fed one token at a time through the KV cache, as if typed: each
     answer is read as soon as its token arrives. -> (answers, core steps per token (B,T)).
     s_0 is one draw (B,T,h) from default_rng(seed), given token by token, so with m = None and threshold
@@ -718,7 +733,7 @@ def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", con
     tokens, _, mask = encode(problems)
     B, T = tokens.shape
     state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
-    cache = rdmini.new_cache(cfg, B, r, m, capacity=T)
+    cache = rdmini.new_cache(cfg, B, r, m, capacity=T, read=read)
     logits, steps = [], []
     for t in range(T):
         lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,
@@ -729,39 +744,51 @@ def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", con
     return [answer_text(g[mask[0]]) for g in guess], np.concatenate(steps, axis=1)
 
 
-def spaced(cells):
-    """One row of the --think display: a 4-character column per token of the problem."""
-    return "".join(f"{c:>4}" for c in cells)
+def spaced(cells, width=4):
+    """One row of the --think display: a column of `width` characters per token of the problem."""
+    return "".join(f"{c:>{width}}" for c in cells)
 
 
 def think(args):
     """Print the running values decoded from s_i at every step i = 1..r, then stream the problem through
-    the KV cache with adaptive exit and print the steps each token used."""
+    the KV cache with adaptive exit and print the steps each token used. A long problem (over 12 tokens)
+    gets one character per position, so that a 48-operation chain still fits on a line."""
     params, cfg = load_model(args)
     problem, r = args.think, args.r
     check_problem(problem, cfg)
     truth = running_values(problem)
     tokens, _, mask = encode([problem])
+    width = 4 if len(truth) <= 12 else 1
+    header = layout(problem)[0] if width > 1 else [str(j % 10) for j in range(len(truth))]    # long: a ruler
     by_r = rdmini.logits_by_r(params, cfg, tokens, set(range(1, r + 1)), rng=np.random.default_rng(0))
     print(f"{problem} evaluated left to right mod 10 has running values {truth}. Decoded from the state s_i after "
           f"each core step i\n(the digit when right, '.' when wrong), the frontier of right values moves right:\n")
-    print("        " + spaced(layout(problem)[0]))
-    print("truth   " + spaced(truth))
+    print("        " + spaced(header, width) + ("   (position mod 10)" if width == 1 else ""))
+    print("truth   " + spaced(truth, width))
     for i in range(1, r + 1):
         guess = answer_text(by_r[i][0].argmax(-1)[mask[0]])
         marks = [g if g == t else "." for g, t in zip(guess, truth)]
         right = sum(g == t for g, t in zip(guess, truth))
-        print(f"step {i:2d} " + spaced(marks) + f"   {right}/{len(truth)} right, model says {guess}")
-    m = args.cache_budget
-    answer, steps = stream(params, cfg, [problem], r, m, args.exit_threshold, args.exit_criterion, args.continuous_cot)
+        print(f"step {i:2d} " + spaced(marks, width) + f"   {right}/{len(truth)} right"
+              + (f", model says {guess}" if width > 1 else ""))
+    m, read = args.cache_budget, args.read_rule
+    answer, steps = stream(params, cfg, [problem], r, m, args.exit_threshold, args.exit_criterion, args.continuous_cot,
+                           read=read)
     crit = "KL(p_i-1 || p_i)" if args.exit_criterion == "kl" else "||s_i - s_i-1|| / ||s_i||"
-    print(f"\nStreamed one token at a time through the KV cache ({'no sharing' if m is None else f'{m} core slots'}"
-          f"{', continuous chain of thought' if args.continuous_cot else ''}); a token stops when {crit} < "
+    cache = ("1 core slot: a token reads the last entry of every earlier one" if m == 1 else
+             f"{'no sharing' if m is None else f'{m} core slots'}, read rule {read}")
+    print(f"\nStreamed one token at a time through the KV cache ({cache}"
+          f"{', continuous chain of thought' if args.continuous_cot else ''});\na token stops when {crit} < "
           f"{args.exit_threshold:g}, at most r = {r}:\n")
-    print("        " + spaced(layout(problem)[0]))
-    print("steps   " + spaced(steps[0]))
-    print("answer  " + spaced(answer[0]) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
-          f"right; mean {steps[0].mean():.1f} steps per token")
+    if width > 1:
+        print("        " + spaced(layout(problem)[0]))
+        print("steps   " + spaced(steps[0]))
+        print("answer  " + spaced(answer[0]) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
+              f"right; mean {steps[0].mean():.1f} steps per token")
+    else:
+        print("steps   " + " ".join(str(x) for x in steps[0]))
+        print("answer  " + spaced(answer[0], 1) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
+              f"right; mean {steps[0].mean():.1f} steps per token")
 
 
 def classify_trajectory(traj, window=16, still=0.01, drift=0.5):
@@ -866,58 +893,86 @@ def show_trajectories(args):
     return out
 
 
+EXITS = (None, ("kl", 5e-4), ("kl", 1e-4), ("state", 1e-2), ("state", 1e-3))   # None: every token runs r steps
+
+
+def exit_name(ex):
+    return "none" if ex is None else f"{ex[0]} < {ex[1]:g}"
+
+
+def inference_grid(params, cfg, problems, r, progress=None):
+    """Stream the problems through the KV cache in every setting: cache budget m in {r, 4, 2, 1}, read rule,
+    exit criterion (EXITS), continuous chain of thought off and on. -> rows of dicts, one per setting, with
+    the fraction of problems all right and the mean core steps per token. (With m = 1 the two read rules
+    read the same entries, so m = 1 is run once, under the name "latest".)"""
+    truths = [running_values(p) for p in problems]
+    settings = [(m, read, ex, cot) for ex in EXITS for cot in (False, True) for m in (r, 4, 2, 1)
+                for read in rdmini.READ_RULES if not (m == 1 and read != "latest")]
+    rows = []
+    for n, (m, read, ex, cot) in enumerate(settings):
+        threshold, criterion = (None, "kl") if ex is None else (ex[1], ex[0])
+        answers, steps = stream(params, cfg, problems, r, m, threshold, criterion, cot, read=read)
+        rows.append({"m": m, "read": read, "exit": exit_name(ex), "continuous_cot": cot,
+                     "accuracy": float(np.mean([a == t for a, t in zip(answers, truths)])),
+                     "mean_steps": float(steps.mean()), "steps_by_position": [float(x) for x in steps.mean(axis=0)]})
+        if progress:
+            progress(n + 1, len(settings))
+    return rows
+
+
+def best_setting(rows, keep=0.995):
+    """The setting with exit that keeps at least `keep` of the fixed-r accuracy (m = r, latest, no exit, no
+    CoT) at the fewest mean steps per token; ties go to the smaller cache. -> (row, the fixed row)."""
+    fixed = next(x for x in rows if x["exit"] == "none" and x["read"] == "latest" and not x["continuous_cot"]
+                 and x["m"] == max(y["m"] for y in rows))
+    kept = [x for x in rows if x["exit"] != "none" and x["accuracy"] >= keep * fixed["accuracy"]]
+    return (min(kept, key=lambda x: (x["mean_steps"], x["m"])) if kept else None), fixed
+
+
+def print_grid(rows, r, n_ops):
+    cols = sorted({(x["m"], x["read"]) for x in rows}, key=lambda c: (-c[0], rdmini.READ_RULES.index(c[1])))
+    names = [f"m={m} {read}" if m > 1 else "m=1 (either)" for m, read in cols]
+    print(f"\n{n_ops} operations, r = {r}: all right / mean core steps per token")
+    print(f"{'exit':13s} {'CoT':3s} | " + " | ".join(f"{n:>16s}" for n in names))
+    for ex in EXITS:
+        for cot in (False, True):
+            cells = {(x["m"], x["read"]): x for x in rows if x["exit"] == exit_name(ex) and x["continuous_cot"] == cot}
+            print(f"{exit_name(ex):13s} {'on' if cot else 'off':3s} | " + " | ".join(
+                f"{cells[c]['accuracy']:6.3f} {cells[c]['mean_steps']:5.2f}   " for c in cols))
+
+
 def inference_report(args):
-    """Measure the cache, sharing and adaptive exit on held-out problems; print and save inference.json."""
+    """Measure the cache, its sharing, its read rule and adaptive exit on held-out problems of the trained
+    length and a longer one; print and save inference.json."""
     params, cfg = load_model(args)
     t_start = time.time()
     n_ops = min(8, cfg.max_seq_len - 1)
     T, n = problem_tokens(n_ops), min(300, args.eval_problems)
-    problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
-    truths = [running_values(p) for p in problems]
-
-    def accuracy(answers, truths=truths):
-        return float(np.mean([a == t for a, t in zip(answers, truths)]))
-
-    def same_digits(answers, others):        # the fraction of answer digits two runs agree on
-        return float(np.mean([x == y for a, o in zip(answers, others) for x, y in zip(a, o)]))
-
-    res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "accuracy_by_m": {}, "adaptive": []}
+    res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "grid": {}}
     print(f"KV cache for one problem of {T} tokens (batch 1, {cfg.dtype}), bytes:")
-    print("    r | no sharing | m = 4 shared")
+    print("    r | no sharing | m = 4 shared | m = 1")
     for r in (4, 16, 64):
-        full, shared = (rdmini.cache_bytes(rdmini.new_cache(cfg, 1, r, m, capacity=T)) for m in (None, 4))
-        res["cache_bytes"][str(r)] = {"unshared": full, "m4": shared}
-        print(f"{r:5d} | {full:10,d} | {shared:10,d}")
-    print(f"\nStreaming {n} held-out problems of {n_ops} operations token by token, by cache budget m (m = r: "
-          "no sharing, the same answers as forward):")
-    print("   r   m | all right | digits right | digits changed by sharing")
-    for r in (4, 8, 16):
-        unshared, row = stream(params, cfg, problems, r)[0], {}
-        for m in sorted({1, 2, 4, r}):
-            answers = unshared if m == r else stream(params, cfg, problems, r, m)[0]
-            row[str(m)] = {"accuracy": accuracy(answers), "digit_accuracy": same_digits(answers, truths),
-                           "digits_changed": 1 - same_digits(answers, unshared)}
-            print(f"{r:4d} {m:3d} |   {accuracy(answers):.3f}   |    {row[str(m)]['digit_accuracy']:.3f}     | "
-                  f"{row[str(m)]['digits_changed']:.4f}")
-        res["accuracy_by_m"][str(r)] = row
-    r_max, thr, crit = 16, args.exit_threshold, args.exit_criterion
-    print(f"\nAdaptive exit, {crit} criterion < {thr:g}, at most r = {r_max}: mean steps at each position, "
-          f"accuracy (fixed r = {r_max} for comparison)")
-    for k in sorted({min(size, n_ops) for size in (2, 4, 8)}):
-        probs = random_problems(np.random.default_rng(EVAL_SEED), n, k)
-        tr = [running_values(p) for p in probs]
-        fixed = accuracy(stream(params, cfg, probs, r_max)[0], tr)
-        for cot in (False, True):
-            answers, steps = stream(params, cfg, probs, r_max, None, thr, crit, cot)
-            by_pos = steps.mean(axis=0)                                   # one position per operation
-            res["adaptive"].append({"n_ops": k, "continuous_cot": cot, "criterion": crit, "threshold": thr,
-                                    "max_r": r_max,
-                                    "accuracy": accuracy(answers, tr), "fixed_r_accuracy": fixed,
-                                    "mean_steps_per_token": float(steps.mean()),
-                                    "mean_steps_by_operand": [float(s) for s in by_pos]})
-            print(f"  {k} ops{' + CoT' if cot else '      '}: accuracy {accuracy(answers, tr):.3f} "
-                  f"(fixed {fixed:.3f}), "
-                  f"{steps.mean():4.1f} steps per token; by position " + " ".join(f"{s:4.1f}" for s in by_pos))
+        full, shared, one = (rdmini.cache_bytes(rdmini.new_cache(cfg, 1, r, m, capacity=T)) for m in (None, 4, 1))
+        res["cache_bytes"][str(r)] = {"unshared": full, "m4": shared, "m1": one}
+        print(f"{r:5d} | {full:10,d} | {shared:12,d} | {one:8,d}")
+    r = 16
+    for size in sorted({n_ops, min(n_ops + 4, cfg.max_seq_len - 1)}):
+        problems = random_problems(np.random.default_rng(EVAL_SEED), n, size)
+        print(f"\nStreaming {n} held-out problems of {size} operations token by token, every setting:", flush=True)
+        progress = lambda done, total: print(f"  {done}/{total} settings, {time.time() - t_start:.0f} s",
+                                             flush=True) if done % 13 == 0 or done == total else None
+        rows = inference_grid(params, cfg, problems, r, progress)
+        print_grid(rows, r, size)
+        best, fixed = best_setting(rows)
+        res["grid"][str(size)] = {"r": r, "rows": rows,
+                                  "best": best, "fixed_accuracy": fixed["accuracy"]}
+        if best is None:
+            print(f"No setting with exit keeps 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
+        else:
+            print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): m = {best['m']}, "
+                  f"{best['read']}, exit {best['exit']}, CoT {'on' if best['continuous_cot'] else 'off'}: "
+                  f"{best['accuracy']:.3f} all right, {best['mean_steps']:.2f} steps per token; by position "
+                  + " ".join(f"{x:.1f}" for x in best["steps_by_position"]))
     out = trajectories(params, cfg, trajectory_problems(cfg), 128)
     res["trajectories"] = {kind: out["kinds"].count(kind) for kind in KINDS}
     print(f"\nTrajectories over 128 steps of {len(out['kinds'])} tokens: "
@@ -945,6 +1000,9 @@ def parse_args(argv):
     p.add_argument("--core", type=int, default=1, help="transformer blocks in the core")
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
+    p.add_argument("--window", type=int, default=None,
+                   help="attention window: each position sees itself and the window - 1 positions before it "
+                        "(default: the whole prefix)")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--threads", type=int, default=2,
                    help="threads that share each batch (one per core is fastest); part of the run: the same "
@@ -976,7 +1034,12 @@ def parse_args(argv):
     p.add_argument("--exit-threshold", type=float, default=5e-4, help="adaptive exit: a token stops below this")
     p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
                    help="adaptive exit: KL between consecutive steps' predictions, or relative state change")
-    p.add_argument("--cache-budget", type=int, default=None, help="--think: core KV-cache slots m (default r)")
+    p.add_argument("--cache-budget", type=int, default=1,
+                   help="--think: core KV-cache slots m; 1 (the default) keeps every answer with adaptive exit at the "
+                        "fewest steps (--inference-report measures why); 0 means m = r, a slot per step")
+    p.add_argument("--read-rule", choices=rdmini.READ_RULES, default="latest",
+                   help="--think: which entry of an earlier token a token reads at step i: the one in slot i %% m "
+                        "(latest), or the deepest it has (always-last)")
     p.add_argument("--continuous-cot", action="store_true",
                    help="--think: start each token's s_0 from the previous token's final state")
     p.add_argument("--trajectories", action="store_true",
@@ -990,7 +1053,7 @@ def parse_args(argv):
     if args.steps is None and not args.resume:
         args.steps = 5000
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
-                      ("heads", 1), ("core", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
+                      ("heads", 1), ("core", 1), ("window", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
                       ("eval_problems", 1)):
         if getattr(args, name) is not None and getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
@@ -1000,21 +1063,39 @@ def parse_args(argv):
     if args.threads > args.batch:
         p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
                 "each thread takes a slice of the batch")
+    for name, value in vars(args).items():           # nan compares False with everything: refuse it by name
+        if isinstance(value, float) and not math.isfinite(value) and name != "exit_threshold":
+            p.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
     if not args.exit_threshold >= 0:
         p.error(f"--exit-threshold must be >= 0, got {args.exit_threshold}")
-    if args.cache_budget is not None and args.cache_budget < 1:
-        p.error(f"--cache-budget must be >= 1, got {args.cache_budget}")
+    if args.cache_budget < 0:
+        p.error(f"--cache-budget must be >= 0 (0: a slot per step), got {args.cache_budget}")
+    args.cache_budget = args.cache_budget or None
     if args.traj_steps < 17:
         p.error(f"--traj-steps must be >= 17 (the classifier looks at the last 16 steps), got {args.traj_steps}")
     return args
+
+
+def check_out_folder(folder):
+    """Make the run folder and try writing in it now, so that a folder that cannot be written (a read-only
+    or virtual file system, a path through a file) is refused before training, not after it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write the run folder --out {folder} ({err.strerror or err}); "
+                         "choose another folder") from None
 
 
 def main(argv=None):
     args = parse_args(argv)
     keep_freed_memory()
     try:
+        if args.bench or not (args.think or args.trajectories or args.inference_report or args.eval_only):
+            check_out_folder(args.out)
         if args.bench:
             return bench(args)
         if args.think is not None:

@@ -253,9 +253,9 @@ def model_loss(params, cfg, tokens, targets, mask, r, state0):
     return rdmini.cross_entropy(rdmini.forward(params, cfg, tokens, r, 0, state0=state0)[0], targets, mask)[0]
 
 
-@pytest.mark.parametrize("injection", INJECTIONS)
-def test_whole_model(make_cfg, make_params, make_state0, batch, injection):
-    cfg = make_cfg(injection=injection)
+@pytest.mark.parametrize("injection, window", [("concat", None), ("add", None), ("concat", 2)])
+def test_whole_model(make_cfg, make_params, make_state0, batch, injection, window):
+    cfg = make_cfg(injection=injection, window=window)
     params = make_params(cfg)
     tokens, targets, mask = batch(cfg)
     s0 = make_state0(cfg, tokens)                 # fixed: the loss must be a function of params alone
@@ -277,12 +277,12 @@ def test_whole_model(make_cfg, make_params, make_state0, batch, injection):
 # Truncated backprop: only the last k of r iterations get gradient
 # ============================================================================================
 
-@pytest.mark.parametrize("injection", INJECTIONS)
+@pytest.mark.parametrize("injection, window", [("concat", None), ("add", None), ("concat", 2)])
 def test_truncated_backprop_is_full_backprop_from_a_frozen_state(make_cfg, make_params, make_state0, batch,
-                                                                  injection):
+                                                                  injection, window):
     # forward(r, k) runs r - k iterations without gradient, then k with. That must be exactly the same
     # as taking the state after r - k iterations as a constant s_0 and backpropagating through all of k.
-    cfg = make_cfg(injection=injection)
+    cfg = make_cfg(injection=injection, window=window)
     params = make_params(cfg)
     tokens, targets, mask = batch(cfg)
     s0 = make_state0(cfg, tokens)

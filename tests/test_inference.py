@@ -12,10 +12,10 @@ import rdmini
 import train_toy as tt
 
 
-def fed(params, cfg, tokens, state0, r, m=None, prompt=3, **kw):
+def fed(params, cfg, tokens, state0, r, m=None, prompt=3, read="latest", **kw):
     """Feed tokens (B,T): the first `prompt` in one pass, then one at a time. -> logits (B,T,V), steps, cache."""
     B, T = tokens.shape
-    cache = rdmini.new_cache(cfg, B, r, m)
+    cache = rdmini.new_cache(cfg, B, r, m, read=read)
     cuts = [0] + list(range(prompt, T)) + [T]
     out = [rdmini.feed(params, cfg, cache, tokens[:, a:b], state0[:, a:b], **kw) for a, b in zip(cuts, cuts[1:])]
     return np.concatenate([o[0] for o in out], axis=1), np.concatenate([o[1] for o in out], axis=1), cache
@@ -41,19 +41,83 @@ def test_cache_equals_full_recomputation(make_cfg, make_params, make_state0, dty
     close(cache["state"][:, :7], rdmini.trace_states(params, cfg, tokens, 4, state0=state0)[-1], rtol)
 
 
+@pytest.mark.parametrize("prompt", [1, 4])
+def test_cache_equals_full_recomputation_with_a_window(make_cfg, make_params, make_state0, prompt):
+    cfg = make_cfg(window=3)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(1).integers(0, cfg.vocab_size, size=(2, 8))
+    state0 = make_state0(cfg, tokens)
+    logits = fed(params, cfg, tokens, state0, 4, prompt=prompt)[0]
+    close(logits, rdmini.forward(params, cfg, tokens, 4, state0=state0)[0], 1e-10)
+    # and the window matters: full attention gives other numbers
+    assert not np.allclose(logits, rdmini.forward(params, make_cfg(), tokens, 4, state0=state0)[0])
+
+
+def test_read_rule_always_last_reads_the_last_entry_by_hand(make_cfg, make_params, make_state0):
+    """r = 3 steps, no sharing (3 slots). Token 0 runs its 3 steps alone; then token 1 comes. With
+    "always-last", token 1 reads token 0's step-3 entry at every step. By hand: the "latest" rule on a cache
+    whose every slot holds, for token 0, what its last step wrote gives the same numbers."""
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.array([[3, 5]])
+    state0 = make_state0(cfg, tokens)
+
+    def second_token(read, copy_last=False):
+        cache = rdmini.new_cache(cfg, 1, 3, read=read)
+        rdmini.feed(params, cfg, cache, tokens[:, :1], state0[:, :1])
+        if copy_last:                                 # (slot, block, k/v, B, H, position, d): position 0 only
+            cache["core"][:, :, :, :, :, 0] = cache["core"][2, :, :, :, :, 0]
+        return rdmini.feed(params, cfg, cache, tokens[:, 1:], state0[:, 1:])[0]
+    last = second_token("always-last")
+    np.testing.assert_array_equal(last, second_token("latest", copy_last=True))
+    # the rule changes what token 1 reads: "latest" reads token 0's own step-i entry, as forward does
+    latest = second_token("latest")
+    assert not np.allclose(last, latest)
+    close(latest, rdmini.forward(params, cfg, tokens, 3, state0=state0)[0][:, 1:], 1e-10)
+
+
+@pytest.mark.parametrize("threshold", [None, 1e-2])
+def test_read_rules_agree_with_one_slot(make_cfg, make_params, make_state0, threshold):
+    """With m = 1 the only slot holds every earlier token's last entry: the two rules read the same."""
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.random.default_rng(7).integers(0, cfg.vocab_size, size=(2, 7))
+    state0 = make_state0(cfg, tokens)
+    latest, always_last = (fed(params, cfg, tokens, state0, 6, 1, read=read, threshold=threshold, criterion="state")
+                           for read in ("latest", "always-last"))
+    np.testing.assert_array_equal(latest[0], always_last[0])
+    np.testing.assert_array_equal(latest[1], always_last[1])
+
+
+def test_always_last_after_an_early_exit(make_cfg, make_params, make_state0):
+    """A token that stopped at step j < r left its step-j entry in the last step's slot: always-last
+    readers read that one (by hand: the latest rule on a cache where every slot holds it)."""
+    cfg = make_cfg()
+    params = make_params(cfg)
+    tokens = np.array([[3, 5]])
+    state0 = make_state0(cfg, tokens)
+    caches = [rdmini.new_cache(cfg, 1, 5, read=read) for read in ("always-last", "latest")]
+    for cache in caches:
+        _, steps = rdmini.feed(params, cfg, cache, tokens[:, :1], state0[:, :1], threshold=10.0, criterion="state")
+        assert steps[0, 0] == 2
+    caches[1]["core"][:, :, :, :, :, 0] = caches[1]["core"][1, :, :, :, :, 0]     # step 2's slot: index 1
+    a, b = (rdmini.feed(params, cfg, c, tokens[:, 1:], state0[:, 1:])[0] for c in caches)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_generate_equals_recomputation(make_cfg, make_params, make_state0):
     cfg = make_cfg()
     params = make_params(cfg)
     prompt = np.random.default_rng(2).integers(0, cfg.vocab_size, size=(2, 3))
     state0 = make_state0(cfg, np.zeros((2, 7)))                         # L = 3 + 5 - 1 positions are fed
-    tokens, logits, steps = rdmini.generate(params, cfg, prompt, 5, r=3, state0=state0)
+    tokens, logits, steps = rdmini.generate(params, cfg, prompt, 5, r=3, m=None, state0=state0)
     assert tokens.shape == (2, 8) and logits.shape == (2, 7, cfg.vocab_size) and (steps == 3).all()
     assert np.array_equal(tokens[:, :3], prompt)
     full, _ = rdmini.forward(params, cfg, tokens[:, :-1], 3, state0=state0)
     close(logits, full, 1e-10)
     assert np.array_equal(full.argmax(-1)[:, 2:], tokens[:, 3:])       # greedy: each token is the last argmax
     # a 1-D prompt gives 1-D answers, the same as its row of the batch
-    one, one_logits, _ = rdmini.generate(params, cfg, prompt[1], 5, r=3, state0=state0[1:])
+    one, one_logits, _ = rdmini.generate(params, cfg, prompt[1], 5, r=3, m=None, state0=state0[1:])
     assert np.array_equal(one, tokens[1]) and one_logits.shape == (7, cfg.vocab_size)
 
 
@@ -223,6 +287,8 @@ def test_trajectory_classifier_refuses_short_trajectories():
     (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, m=0), r"m \(cache budget"),
     (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, threshold=-1.0), "threshold"),
     (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, threshold=0.1, criterion="argmax"), "criterion"),
+    (lambda p, c: rdmini.generate(p, c, [1, 2], 2, 3, read="first"), "read rule"),
+    (lambda p, c: rdmini.new_cache(c, 1, 3, read="deepest"), "read rule"),
     (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 1, 2), np.zeros((1, 0), int)), "empty"),
     (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 1, 2, capacity=3), np.zeros((1, 4), int)),
      "Config.max_seq_len = 8"),
@@ -306,5 +372,20 @@ def test_inference_report(toy):
     assert size["4"]["unshared"] == rdmini.cache_bytes(rdmini.new_cache(cfg, 1, 4, None, capacity=saved["n_ops"] + 1))
     # the unshared streamed run is evaluate()'s run on the same problems and s_0
     problems = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 8, saved["n_ops"])
-    assert saved["accuracy_by_m"]["8"]["8"]["accuracy"] == tt.evaluate(params, cfg, problems, [8])[8][0]
+    grid = saved["grid"][str(saved["n_ops"])]
+    rows = grid["rows"]
+    assert len(rows) == len(tt.EXITS) * 2 * 7          # exits x CoT x (m = 16, 4, 2 by two read rules, and m = 1)
+    fixed = [x for x in rows if x["m"] == 16 and x["read"] == "latest" and x["exit"] == "none" and not x["continuous_cot"]]
+    assert fixed[0]["accuracy"] == grid["fixed_accuracy"] == tt.evaluate(params, cfg, problems, [16])[16][0]
+    assert all(x["mean_steps"] == 16 for x in rows if x["exit"] == "none")
     assert sum(saved["trajectories"].values()) == 6 * 5
+
+
+def test_best_setting_keeps_the_answers_at_the_fewest_steps():
+    row = lambda m, read, ex, acc, steps: {"m": m, "read": read, "exit": ex, "continuous_cot": False,
+                                           "accuracy": acc, "mean_steps": steps}
+    rows = [row(16, "latest", "none", 0.98, 16), row(16, "latest", "kl < 0.0005", 0.90, 3.0),
+            row(16, "always-last", "kl < 0.0005", 0.976, 2.4), row(1, "latest", "kl < 0.0005", 0.976, 2.4),
+            row(1, "latest", "state < 0.01", 0.98, 6.0), row(4, "latest", "kl < 0.0001", 0.97, 2.0)]
+    best, fixed = tt.best_setting(rows)
+    assert fixed is rows[0] and best is rows[3]         # 0.97 < 0.995 * 0.98; a tie in steps goes to m = 1

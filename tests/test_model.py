@@ -54,6 +54,36 @@ def test_causality(make_cfg, make_params, make_state0, batch, injection):
         assert not np.array_equal(logits_changed[:, t:], logits[:, t:]), f"changing token {t} changed nothing"
 
 
+def test_window_mask_by_hand():
+    # window 2: each query sees itself and the one position before it; -inf everywhere else
+    o, x = 0.0, -np.inf
+    np.testing.assert_array_equal(rdmini.causal_mask(4, "float64", window=2),
+                                  [[o, x, x, x], [o, o, x, x], [x, o, o, x], [x, x, o, o]])
+    # two new positions at t0 = 3 behind a KV cache: their rows of the 5 x 5 mask
+    np.testing.assert_array_equal(rdmini.causal_mask(2, "float64", t0=3, window=3),
+                                  [[x, o, o, o, x], [x, x, o, o, o]])
+    # a window as long as the sequence is no window at all
+    np.testing.assert_array_equal(rdmini.causal_mask(5, "float64", window=5), rdmini.causal_mask(5, "float64"))
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_window_reach_grows_with_each_iteration(make_cfg, make_params, make_state0, r):
+    """With a window of 2, each attention layer carries information one position further. The tiny model
+    has a prelude block, a 2-block core and a coda block: 1 + 2r + 1 layers, so a change of token 0
+    reaches positions 0 .. 2 + 2r and no further. More iterations, further reach."""
+    cfg = make_cfg(window=2)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(3).integers(0, cfg.vocab_size, size=(1, 8))
+    s0 = make_state0(cfg, tokens)
+    changed = tokens.copy()
+    changed[0, 0] = (changed[0, 0] + 1) % cfg.vocab_size
+    a = rdmini.forward(params, cfg, tokens, r, state0=s0)[0]
+    b = rdmini.forward(params, cfg, changed, r, state0=s0)[0]
+    reach = 2 + 2 * r
+    assert not np.array_equal(a[0, reach], b[0, reach])
+    np.testing.assert_array_equal(a[0, reach + 1:], b[0, reach + 1:])
+
+
 def test_rope_scores_depend_only_on_relative_position(make_cfg):
     # RoPE's purpose: a query at position i and a key at position j meet in a score that depends on
     # i - j only. The gradient checks cannot see a wrong frequency table; this can.
@@ -289,6 +319,8 @@ def test_backward_without_cache(make_cfg, make_params, batch):
     (dict(vocab_size=0), "vocab_size"),
     (dict(mean_r=0.5), "mean_r"),
     (dict(state_std=-1.0), "state_std"),
+    (dict(window=0), "window"),
+    (dict(window=2.5), "window"),
 ])
 def test_bad_config(make_cfg, overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -226,12 +226,26 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--threads", "0"], "--threads must be >= 1"),
     (["--threads", "3", "--batch", "2"], "--threads (3) cannot exceed --batch (2)"),
     (["--loss", "some"], "invalid choice: 'some'"),
+    (["--lr", "nan"], "--lr must be a finite number, got nan"),
+    (["--weight-decay", "inf"], "--weight-decay must be a finite number"),
+    (["--window", "0"], "--window must be >= 1"),
+    (["--read-rule", "first"], "invalid choice: 'first'"),
 ])
 def test_bad_command_line_values_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as err:
         tt.parse_args(args)
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path / "a_file" / "run", "/proc/rdmini-run"):      # through a file; a virtual file system
+        with pytest.raises(SystemExit) as err:
+            tt.main(["--out", str(out), "--steps", "1"])
+        lines = capsys.readouterr()
+        assert err.value.code == 2 and "Training" not in lines.out
+        assert len(lines.err.strip().splitlines()) == 1 and "cannot write the run folder" in lines.err
 
 
 @pytest.mark.parametrize("problem, message", [
