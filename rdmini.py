@@ -347,6 +347,28 @@ def recurrence_step_backward(ds, cache, grads, cfg):
         ds_prev, de = dx, dx.copy()     # x = s + e: both get dx (two arrays: a caller may change one in place)
     return ds_prev, de
 
+
+def recurrence(s, e, params, cfg, rope, mask, r, k=0, kv=None, after_step=None):
+    """THE LOOP: r recurrence steps from the state s (B,T,h). Every path that iterates the core runs it:
+    forward (training and evaluation), trace_states, logits_by_r, and feed (inference with a KV cache),
+    so a change here reaches them all. -> the final state (B,T,h) and the caches of the kept steps.
+    kv(i): the KV cache for step i (inference only). after_step(i, s_prev, s) -> (the state to go on
+    from, stop): inference looks at each new state there (decodes it, stops tokens, stops the loop)."""
+    # Truncated backprop. The first r - k steps run and forget: no gradient will flow through them, so
+    # nothing of theirs is kept. Only the last min(k, r) keep their caches. Memory therefore grows with k,
+    # not with r. (There is no autograd here: "no gradient" just means the backward is never called for
+    # those steps, so the state after them enters the kept ones as a constant, like .detach().)
+    for i in range(max(r - k, 0)):
+        s_new, _ = recurrence_step(s, e, params, cfg, rope, mask, None if kv is None else kv(i))
+        s, stop = (s_new, False) if after_step is None else after_step(i, s, s_new)
+        if stop:
+            break
+    step_caches = []
+    for i in range(max(r - k, 0), r):                          # the last min(k, r) steps: training only
+        s, c = recurrence_step(s, e, params, cfg, rope, mask)
+        step_caches.append(c)
+    return s, step_caches
+
 # ===================================== end of the recurrence step ==========================
 
 
@@ -421,16 +443,7 @@ def forward(params, cfg, tokens, r, k=0, rng=None, state0=None):
     needs for the last min(k, r) iterations; k = 0 is inference and keeps nothing."""
     tokens = check_inputs(cfg, tokens, r, k, state0)
     rope, mask, e, c_prelude, s = start(params, cfg, tokens, rng, state0)   # e, s: (B,T,h)
-    # Truncated backprop. The first r - k iterations run and forget: no gradient will flow through
-    # them, so nothing of theirs is kept. Only the last min(k, r) keep their caches. Memory therefore
-    # grows with k, not with r. (There is no autograd here: "no gradient" just means the backward is
-    # never called for those iterations, so s_(r-k) enters the kept ones as a constant, like .detach().)
-    for i in range(max(r - k, 0)):
-        s, _ = recurrence_step(s, e, params, cfg, rope, mask)
-    step_caches = []
-    for i in range(min(k, r)):
-        s, c = recurrence_step(s, e, params, cfg, rope, mask)
-        step_caches.append(c)
+    s, step_caches = recurrence(s, e, params, cfg, rope, mask, r, k)       # caches of the last min(k, r) steps
     logits, c_coda = coda_forward(params, cfg, s, rope, mask)
     cache = {"cfg": cfg, "shapes": {n: w.shape for n, w in params.items()}, "prelude": c_prelude,
              "steps": step_caches, "coda": c_coda} if k > 0 else None
@@ -505,9 +518,11 @@ def trace_states(params, cfg, tokens, r, rng=None, state0=None):
     tokens = check_inputs(cfg, tokens, r, 0, state0)
     rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
     states = [s]
-    for i in range(r):
-        s, _ = recurrence_step(s, e, params, cfg, rope, mask)
+
+    def keep(i, s_prev, s):
         states.append(s)
+        return s, False
+    recurrence(s, e, params, cfg, rope, mask, r, after_step=keep)
     return np.stack(states)
 
 
@@ -519,10 +534,12 @@ def logits_by_r(params, cfg, tokens, rs, rng=None, state0=None):
         raise ValueError(f"every r must be >= 0 (0 decodes s_0 itself), got {sorted(rs)}")
     rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
     out = {0: coda_forward(params, cfg, s, rope, mask)[0]} if 0 in rs else {}
-    for i in range(1, max(rs) + 1):
-        s, _ = recurrence_step(s, e, params, cfg, rope, mask)
-        if i in rs:
-            out[i] = coda_forward(params, cfg, s, rope, mask)[0]
+
+    def decode(i, s_prev, s):                  # step i (from 0) has just made s_(i+1)
+        if i + 1 in rs:
+            out[i + 1] = coda_forward(params, cfg, s, rope, mask)[0]
+        return s, False
+    recurrence(s, e, params, cfg, rope, mask, max(rs), after_step=decode)
     return out
 
 
@@ -782,38 +799,41 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     active = np.ones((B, t), bool)              # tokens still thinking
     steps = np.zeros((B, t), np.int64)
     kl_each_step = threshold is not None and criterion == "kl"
-    logp = None
-    for i in range(r):
-        slot = cache["core"][i % m]                                           # (n_core,2,B,H,c,d)
+    seen = {"logp": None, "logits": None}
+
+    def kv(i):                                  # step i reads and writes slot i % m
         # the slot of the last step holds every earlier position's last entry (stopped tokens' included)
         past = None if cache["read"] == "latest" else cache["core"][(r - 1) % m]
-        x, _ = recurrence_step(s, e, params, cfg, rot, mask, (slot, past, t0, active))   # the same step as training
-        s_prev, s = s, np.where(active[..., None], x, s)                      # stopped tokens keep their s
-        steps += active
+        return cache["core"][i % m], past, t0, active                       # (n_core,2,B,H,c,d) each
+
+    def after_step(i, s_prev, x):
+        s = np.where(active[..., None], x, s_prev)                          # stopped tokens keep their s
+        steps[...] += active
         if threshold is None:
-            continue
+            return s, False
         if kl_each_step:
-            logits = coda(s)                                                  # the price of this criterion
-            logp_prev, logp = logp, log_softmax(logits)
-            change = (np.full((B, t), np.inf) if logp_prev is None else
-                      np.maximum(np.sum(np.exp(logp_prev) * (logp_prev - logp), axis=-1), 0.0))  # rounding: >= 0
+            seen["logits"] = coda(s)                                        # the price of this criterion
+            logp_prev, seen["logp"] = seen["logp"], log_softmax(seen["logits"])
+            change = (np.full((B, t), np.inf) if logp_prev is None else     # rounding: keep it >= 0
+                      np.maximum(np.sum(np.exp(logp_prev) * (logp_prev - seen["logp"]), axis=-1), 0.0))
         else:
             change = np.linalg.norm(s - s_prev, axis=-1) / np.linalg.norm(s, axis=-1) if i > 0 else np.inf
-        done = active & (change < threshold)                                  # (B,t)
+        done = active & (change < threshold)                                # (B,t)
         # latest-entry rule: the steps a stopped token skips get its step-i entry in their slots
         # (at most m - 1 other slots: with sharing, later steps come back to the same ones).
         # Only the sequences b where a token stops now are touched: each token is copied once, not every step.
         b = np.flatnonzero(done.any(axis=1))
         if b.size:
+            slot = cache["core"][i % m]
             for later in range(i + 1, min(r, i + m)):
                 dst = cache["core"][later % m]
                 dst[:, :, b, :, t0:t0 + t] = np.where(done[b][:, None, :, None], slot[:, :, b, :, t0:t0 + t],
                                                       dst[:, :, b, :, t0:t0 + t])  # (n_core,2,b,H,t,d)
-        active &= ~done
-        if not active.any():
-            break
-    if not kl_each_step:
-        logits = coda(s)                                      # (with "kl" the last step's coda saw these states)
+        active[...] &= ~done
+        return s, not active.any()
+
+    s, _ = recurrence(s, e, params, cfg, rot, mask, r, kv=kv, after_step=after_step)   # the loop of training
+    logits = seen["logits"] if kl_each_step else coda(s)      # (with "kl" the last step's coda saw these states)
     cache["state"][:, t0:t0 + t] = s
     cache["length"] = t0 + t
     return logits, steps
