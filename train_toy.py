@@ -24,6 +24,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -706,6 +707,153 @@ def train(args):
 
 
 # ============================================================================================
+# Several seeds in one command (--seeds), and a comparison with a reference (--compare)
+# ============================================================================================
+
+def parse_seeds(text):
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]; '0-2,5' -> [0, 1, 2, 5]."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            seeds += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    except ValueError:
+        raise ValueError(f"--seeds takes numbers and ranges like 0-4 or 0,3,7, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds must name each seed (>= 0) once, got {text!r}")
+    return seeds
+
+
+def without_options(argv, names):
+    """argv without the options `names` and their values (both --out X and --out=X)."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in names:
+            skip = True
+        elif not any(word.startswith(n + "=") for n in names):
+            out.append(word)
+    return out
+
+
+def run_seeds(args, argv):
+    """Train the same recipe once per seed, each run a process of its own writing into OUT/seed<N>/
+    (its progress in train.log there), as many at once as --jobs says; then summarise them in
+    OUT/summary.json and print the spread, and the comparison with --compare's reference if given."""
+    seeds = parse_seeds(args.seeds)
+    args.n_ops = args.n_ops or (8 if args.task == "running" else 6)         # as make_config sets it
+    reference = load_summary(args.compare) if args.compare else None
+    base = without_options(argv, ("--seeds", "--compare", "--out", "--seed", "--jobs"))
+    jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
+    print(f"{len(seeds)} runs (seeds {args.seeds}), {jobs} at a time, into {args.out}/seed<N>/", flush=True)
+    running, waiting, results = {}, list(seeds), {}
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            seed = waiting.pop(0)
+            folder = os.path.join(args.out, f"seed{seed}")
+            os.makedirs(folder, exist_ok=True)
+            log = open(os.path.join(folder, "train.log"), "w")
+            cmd = [sys.executable, os.path.abspath(__file__), *base, "--seed", str(seed), "--out", folder]
+            running[seed] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, folder)
+        time.sleep(0.5)
+        for seed, (proc, log, folder) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[seed]
+            if proc.returncode != 0:
+                for other, _, _ in running.values():
+                    other.terminate()
+                raise ValueError(f"the run of seed {seed} failed (exit {proc.returncode}): see {folder}/train.log")
+            results[seed] = json.load(open(os.path.join(folder, "results.json")))
+            res = results[seed]
+            print(f"  seed {seed}: all right {res['accuracy_by_r']['1']:.3f} at r = 1, {res['accuracy_by_r']['8']:.4f} "
+                  f"at r = 8; {res['train_seconds']:.0f} s of training, {1000 * res['train_seconds'] / res['step']:.0f} "
+                  "ms a step", flush=True)
+    summary = summarise(args, {s: results[s] for s in seeds})
+    print_summary(summary)
+    if reference:
+        compare(summary, reference, args.compare)
+    print(f"\nSaved {save_json(summary, args.out, 'summary.json')}")
+    return summary
+
+
+def spread(values):
+    return {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
+
+
+def summarise(args, results):
+    """One JSON for a set of seeds: the recipe, each seed's accuracy by r (and longer problems'), the
+    mean, min and max over the seeds."""
+    first = next(iter(results.values()))
+    sizes = [n for n in first.get("longer", {}) if all(n in r.get("longer", {}) for r in results.values())]
+    return {"settings": {k: getattr(args, k) for k in RUN_KEYS if k != "seed"},
+            "eval_problems": args.eval_problems, "seeds": list(results),
+            "runs": {str(s): {"accuracy_by_r": r["accuracy_by_r"], "train_seconds": r["train_seconds"],
+                              "ms_per_step": 1000 * r["train_seconds"] / r["step"],
+                              "longer": {n: r["longer"][n]["accuracy_by_r"] for n in sizes}}
+                     for s, r in results.items()},
+            "accuracy_by_r": {rr: spread([r["accuracy_by_r"][rr] for r in results.values()])
+                              for rr in first["accuracy_by_r"]},
+            "longer": {n: {rr: spread([r["longer"][n]["accuracy_by_r"][rr] for r in results.values()])
+                           for rr in first["longer"][n]["accuracy_by_r"]} for n in sizes}}
+
+
+def print_summary(summary):
+    seeds = summary["seeds"]
+    print(f"\nAll right over {len(seeds)} seeds ({summary['settings']['n_ops']} operations, "
+          f"{summary['eval_problems']} problems each): mean [min, max]")
+    for rr, x in summary["accuracy_by_r"].items():
+        print(f"  r = {rr:>2}: {x['mean']:.4f} [{x['min']:.4f}, {x['max']:.4f}]   per seed: "
+              + " ".join(f"{summary['runs'][str(s)]['accuracy_by_r'][rr]:.3f}" for s in seeds))
+    for n, by_r in summary["longer"].items():
+        best = [max(summary["runs"][str(s)]["longer"][n].values()) for s in seeds]
+        print(f"  {n} operations, best r: mean {np.mean(best):.3f} [{min(best):.3f}, {max(best):.3f}]")
+
+
+def load_summary(path):
+    """A summary.json, or the folder holding one; refused with a clear message if it is neither."""
+    file = os.path.join(path, "summary.json") if os.path.isdir(path) else path
+    try:
+        summary = json.load(open(file))
+        summary["accuracy_by_r"], summary["settings"]["task"], summary["settings"]["n_ops"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--compare {path}: no summary of several seeds there ({type(err).__name__}); "
+                         "make one with --seeds ... --out FOLDER, or name a folder that has summary.json") from None
+    return summary
+
+
+def compare(summary, reference, name):
+    """Print this set of seeds beside the reference's, r by r, and one verdict: is the difference at r = 8
+    larger than the seeds' spread (do the two min-max ranges not overlap)?"""
+    mine, ref = summary["settings"], reference["settings"]
+    for key in ("task", "n_ops"):
+        if mine[key] != ref[key]:
+            raise ValueError(f"--compare {name} measured another task or size ({key} {ref[key]} there, {mine[key]} "
+                             "here): compare runs of the same task and size")
+    if summary["eval_problems"] != reference["eval_problems"]:
+        raise ValueError(f"--compare {name} was evaluated on {reference['eval_problems']} problems, these runs on "
+                         f"{summary['eval_problems']}: use the same --eval-problems")
+    differ = [f"--{k.replace('_', '-')} {ref[k]} -> {mine[k]}" for k in mine if k in ref and mine[k] != ref[k]]
+    print(f"\nAgainst {name} ({len(reference['seeds'])} seeds); what differs: {', '.join(differ) or 'nothing'}")
+    print("   r | this variant: mean [min, max]  | reference: mean [min, max]    | difference")
+    for rr, x in summary["accuracy_by_r"].items():
+        y = reference["accuracy_by_r"].get(rr)
+        if y:
+            print(f"{rr:>4} | {x['mean']:.4f} [{x['min']:.4f}, {x['max']:.4f}] | {y['mean']:.4f} [{y['min']:.4f}, "
+                  f"{y['max']:.4f}] | {100 * (x['mean'] - y['mean']):+.1f} points")
+    x, y = summary["accuracy_by_r"]["8"], reference["accuracy_by_r"]["8"]
+    if x["min"] > y["max"] or x["max"] < y["min"]:
+        word = "better" if x["mean"] > y["mean"] else "worse"
+        print(f"Verdict: at r = 8 this variant is {word} by {100 * abs(x['mean'] - y['mean']):.1f} points, more than "
+              "the seeds' spread: every seed of one is above every seed of the other.")
+    else:
+        print(f"Verdict: at r = 8 the difference ({100 * (x['mean'] - y['mean']):+.1f} points) is within the seeds' "
+              "spread: the two ranges overlap, so these seeds cannot tell the two apart.")
+
+
+# ============================================================================================
 # Inference (--think, --trajectories, --inference-report): the KV cache, adaptive exit, inside the loop
 # ============================================================================================
 
@@ -1017,6 +1165,13 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="seed of the whole run")
     p.add_argument("--r", type=int, default=8, help="test-time r for the progress line")
     p.add_argument("--out", default=os.path.join("runs", "toy"), help="run folder")
+    p.add_argument("--seeds", default=None,
+                   help="train once per seed, e.g. 0-4 or 0,3,7, each into OUT/seed<N>, and summarise them in "
+                        "OUT/summary.json: mean and min-max per r")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="--seeds: runs at once (default: the cores divided by --threads)")
+    p.add_argument("--compare", metavar="REFERENCE", default=None,
+                   help="--seeds: compare with the summary.json in REFERENCE (a folder or the file)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--stop-at", type=int, default=None, help="stop and save at this step, as Ctrl-C would")
     p.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint in --out")
@@ -1053,7 +1208,7 @@ def parse_args(argv):
     if args.steps is None and not args.resume:
         args.steps = 5000
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
-                      ("heads", 1), ("core", 1), ("window", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
+                      ("heads", 1), ("core", 1), ("window", 1), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
                       ("eval_problems", 1)):
         if getattr(args, name) is not None and getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
@@ -1073,6 +1228,11 @@ def parse_args(argv):
     if args.cache_budget < 0:
         p.error(f"--cache-budget must be >= 0 (0: a slot per step), got {args.cache_budget}")
     args.cache_budget = args.cache_budget or None
+    if args.compare and args.seeds is None:
+        p.error("--compare goes with --seeds: run the variant over several seeds to compare it")
+    if args.seeds is not None and (args.resume or args.eval_only or args.bench or args.think or args.trajectories
+                                   or args.inference_report):
+        p.error("--seeds trains new runs: it does not go with --resume, --eval-only or the inference views")
     if args.traj_steps < 17:
         p.error(f"--traj-steps must be >= 17 (the classifier looks at the last 16 steps), got {args.traj_steps}")
     return args
@@ -1091,11 +1251,14 @@ def check_out_folder(folder):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     keep_freed_memory()
     try:
         if args.bench or not (args.think or args.trajectories or args.inference_report or args.eval_only):
             check_out_folder(args.out)
+        if args.seeds is not None:
+            return run_seeds(args, argv)
         if args.bench:
             return bench(args)
         if args.think is not None:
@@ -1104,7 +1267,7 @@ def main(argv=None):
             return show_trajectories(args)
         if args.inference_report:
             return inference_report(args)
-        train(args)
+        return train(args)
     except ValueError as err:          # bad checkpoints and bad settings: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

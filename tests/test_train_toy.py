@@ -303,3 +303,48 @@ def test_bench_quick_mode(tmp_path):
     assert len(saved["per_round"]["tiny"]) == len(saved["per_round"]["tiny_threads"]) == 15
     assert saved["python_overhead_in_threads_seconds"] > 0
     assert saved["matmul_gflops_2048_best"] >= saved["matmul_gflops_2048"] > 0
+
+
+TINY_RUN = ["--steps", "4", "--width", "8", "--heads", "2", "--n-ops", "2", "--eval-problems", "20", "--threads", "1"]
+
+
+def test_seeds_train_one_run_per_seed_and_summarise(tmp_path, capsys):
+    out = tmp_path / "ref"
+    tt.main(["--seeds", "0-1", "--out", str(out), *TINY_RUN])
+    summary = json.load(open(out / "summary.json"))
+    assert summary["seeds"] == [0, 1] and summary["settings"]["n_ops"] == 2
+    for seed in (0, 1):                 # each seed is the same run as its own command line would give
+        alone = tt.main(["--seed", str(seed), "--out", str(tmp_path / f"alone{seed}"), *TINY_RUN])
+        assert summary["runs"][str(seed)]["accuracy_by_r"] == alone["accuracy_by_r"]
+    acc = [summary["runs"][s]["accuracy_by_r"]["8"] for s in ("0", "1")]
+    assert summary["accuracy_by_r"]["8"] == {"mean": np.mean(acc), "min": min(acc), "max": max(acc)}
+
+    capsys.readouterr()
+    tt.main(["--seeds", "2,3", "--out", str(tmp_path / "variant"), "--compare", str(out), "--injection", "add",
+             *TINY_RUN])
+    printed = capsys.readouterr().out
+    assert "what differs: --injection concat -> add" in printed and "Verdict: at r = 8" in printed
+    assert json.load(open(tmp_path / "variant" / "summary.json"))["seeds"] == [2, 3]
+
+
+def test_compare_refuses_another_task_size_or_folder(tmp_path, capsys):
+    out = tmp_path / "ref"
+    tt.main(["--seeds", "0", "--out", str(out), *TINY_RUN])
+    bigger = [w if w != "2" else "3" for w in TINY_RUN]           # --n-ops 3, --heads 3 is refused elsewhere
+    bigger[bigger.index("--heads") + 1] = "2"
+    for argv, message in ((["--seeds", "1", *bigger, "--compare", str(out)], "another task or size (n_ops 2 there, 3 here)"),
+                          (["--seeds", "1", *TINY_RUN, "--compare", str(tmp_path)], "no summary of several seeds")):
+        with pytest.raises(SystemExit) as err:
+            tt.main([*argv, "--out", str(tmp_path / "variant")])
+        assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,3,7", [0, 3, 7]), ("0-2,5", [0, 1, 2, 5])])
+def test_parse_seeds(text, seeds):
+    assert tt.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["a-b", "3,3", "", "-1"])
+def test_parse_seeds_refuses_what_it_cannot_read(text):
+    with pytest.raises(ValueError, match="--seeds"):
+        tt.parse_seeds(text)
