@@ -1148,9 +1148,9 @@ def parse_args(argv):
     p.add_argument("--core", type=int, default=1, help="transformer blocks in the core")
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
-    p.add_argument("--window", type=int, default=None,
-                   help="attention window: each position sees itself and the window - 1 positions before it "
-                        "(default: the whole prefix)")
+    p.add_argument("--window", type=int, default=4,
+                   help="attention window: each position sees itself and the window - 1 positions before it; "
+                        "0: the whole prefix, as Huginn")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--threads", type=int, default=2,
                    help="threads that share each batch (one per core is fastest); part of the run: the same "
@@ -1208,11 +1208,12 @@ def parse_args(argv):
     if args.steps is None and not args.resume:
         args.steps = 5000
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
-                      ("heads", 1), ("core", 1), ("window", 1), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
+                      ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
                       ("eval_problems", 1)):
         if getattr(args, name) is not None and getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     args.loss = args.loss or ("frontier" if args.task == "running" else "all")
+    args.window = args.window or None                     # 0: no window (Config's None)
     if args.n_ops is not None and args.n_ops < 1:
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")
     if args.threads > args.batch:

@@ -158,19 +158,19 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
     assert loss == 0 and not dlogits.any()
 
 
-def test_resume_of_a_checkpoint_from_before_threads_and_loss(tmp_path):
-    """Checkpoints written before --threads and --loss existed have neither setting; they ran in one
-    thread and scored every answer."""
-    out = run(["--steps", "6", "--stop-at", "3", "--threads", "1", "--loss", "all"], tmp_path)
+def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path):
+    """Checkpoints written before --threads, --loss and --window existed have none of these settings; they
+    ran in one thread, scored every answer and attended over the whole prefix."""
+    old = ["--threads", "1", "--loss", "all", "--window", "0"]
+    out = run(["--steps", "6", "--stop-at", "3", *old], tmp_path)
     path = os.path.join(out, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
-    del state["run"]["threads"], state["run"]["loss"]
+    del state["run"]["threads"], state["run"]["loss"], state["run"]["window"]
     rdmini.save_checkpoint(path, params, cfg, **state)
-    with pytest.raises(SystemExit):                         # two threads would make it another run
-        run(["--steps", "6", "--resume", "--loss", "all"], tmp_path)
-    with pytest.raises(SystemExit):                         # so would the frontier loss
-        run(["--steps", "6", "--resume", "--threads", "1"], tmp_path)
-    run(["--steps", "6", "--resume", "--threads", "1", "--loss", "all"], tmp_path)
+    for i in range(0, len(old), 2):                         # two threads, the frontier loss, a window:
+        with pytest.raises(SystemExit):                     # each would make it another run
+            run(["--steps", "6", "--resume", *old[:i], *old[i + 2:]], tmp_path)
+    run(["--steps", "6", "--resume", *old], tmp_path)
     assert rdmini.load_checkpoint(path)[2]["step"] == 6
 
 
@@ -228,7 +228,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--loss", "some"], "invalid choice: 'some'"),
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
     (["--weight-decay", "inf"], "--weight-decay must be a finite number"),
-    (["--window", "0"], "--window must be >= 1"),
+    (["--window", "-1"], "--window must be >= 0"),
     (["--read-rule", "first"], "invalid choice: 'first'"),
 ])
 def test_bad_command_line_values_are_refused(args, message, capsys):
