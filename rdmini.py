@@ -42,7 +42,8 @@ class Config:
     n_core: int = 2             # transformer blocks in the core, run r times with shared weights (train_toy: 1)
     n_coda: int = 1             # transformer blocks in the coda (run once)
     max_seq_len: int = 64       # T may not exceed this
-    window: int | None = None   # attention window: a position sees itself and the window - 1 before it; None: the whole prefix (Huginn)
+    window: int | None = None   # attention window: a position sees itself and the window - 1 before it
+                                #   (None: the whole prefix, as Huginn)
     state_std: float = 0.63     # sigma of the initial state s_0 (paper: variance 2/5); 0 gives s_0 = 0
     mean_r: float = 8.0         # mean r drawn by sample_r in training (train_toy's default: 10); 1 = no recurrence
     backprop_k: int = 4         # k used in training, kept with the checkpoint; forward() takes k as an argument
@@ -66,7 +67,8 @@ class Config:
             raise ValueError(f"Config.injection must be 'concat' or 'add', got {self.injection!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"Config.dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if self.window is not None and (int(self.window) != self.window or self.window < 1):
+        if self.window is not None and (not isinstance(self.window, (int, np.integer))
+                                        or isinstance(self.window, bool) or self.window < 1):
             raise ValueError(f"Config.window must be None (the whole prefix) or an integer >= 1, got {self.window!r}")
         if self.state_std < 0 or self.mean_r < 1:
             raise ValueError("Config.state_std must be >= 0 and Config.mean_r >= 1")
@@ -318,9 +320,10 @@ def stack_backward(dx, caches, grads, stage):
 
 
 # ============================================================================================
-# THE RECURRENCE STEP: input injection + core. Classroom exercises change this section.
-# s_i = core(adapter(s_{i-1}, e)). Its backward is right below it; the gradient check
-# (python -m pytest tests/test_gradients.py) tells you whether your change is still right.
+# THE RECURRENCE STEP: input injection + core, and the one loop that runs it. Classroom exercises change
+# this section. s_i = core(adapter(s_{i-1}, e)). The step's backward is right below it (the loop's is the
+# reversed loop in backward()); the gradient check (python -m pytest tests/test_gradients.py) tells you
+# whether your change is still right.
 # ============================================================================================
 
 def recurrence_step(s, e, params, cfg, rope, mask, kvs=None):
@@ -352,8 +355,10 @@ def recurrence(s, e, params, cfg, rope, mask, r, k=0, kv=None, after_step=None):
     """THE LOOP: r recurrence steps from the state s (B,T,h). Every path that iterates the core runs it:
     forward (training and evaluation), trace_states, logits_by_r, and feed (inference with a KV cache),
     so a change here reaches them all. -> the final state (B,T,h) and the caches of the kept steps.
-    kv(i): the KV cache for step i (inference only). after_step(i, s_prev, s) -> (the state to go on
-    from, stop): inference looks at each new state there (decodes it, stops tokens, stops the loop)."""
+    Inference only (k = 0): kv(i) gives the KV cache for step i (counted from 0), and after_step(i, s_prev,
+    s_new) -> (the state to go on from, stop) looks at each new state (decodes it, stops tokens, the loop)."""
+    if k > 0 and (kv is not None or after_step is not None):
+        raise ValueError("kv and after_step are for inference (k = 0): the kept steps of training use neither")
     # Truncated backprop. The first r - k steps run and forget: no gradient will flow through them, so
     # nothing of theirs is kept. Only the last min(k, r) keep their caches. Memory therefore grows with k,
     # not with r. (There is no autograd here: "no gradient" just means the backward is never called for
@@ -519,9 +524,9 @@ def trace_states(params, cfg, tokens, r, rng=None, state0=None):
     rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
     states = [s]
 
-    def keep(i, s_prev, s):
-        states.append(s)
-        return s, False
+    def keep(i, s_prev, s_new):
+        states.append(s_new)
+        return s_new, False
     recurrence(s, e, params, cfg, rope, mask, r, after_step=keep)
     return np.stack(states)
 
@@ -535,10 +540,10 @@ def logits_by_r(params, cfg, tokens, rs, rng=None, state0=None):
     rope, mask, e, _, s = start(params, cfg, tokens, rng, state0)
     out = {0: coda_forward(params, cfg, s, rope, mask)[0]} if 0 in rs else {}
 
-    def decode(i, s_prev, s):                  # step i (from 0) has just made s_(i+1)
+    def decode(i, s_prev, s_new):              # step i (from 0) has just made s_(i+1)
         if i + 1 in rs:
-            out[i + 1] = coda_forward(params, cfg, s, rope, mask)[0]
-        return s, False
+            out[i + 1] = coda_forward(params, cfg, s_new, rope, mask)[0]
+        return s_new, False
     recurrence(s, e, params, cfg, rope, mask, max(rs), after_step=decode)
     return out
 
@@ -693,6 +698,8 @@ def load_checkpoint(path):
 #                  reads it, so with no exit the cache changes nothing);
 #   "always-last": the earlier token's last entry, from the deepest step it ran, whatever i is (the name
 #                  Huginn's code gives it). With m = 1 the two rules read the same entry.
+# The rules are about tokens of earlier calls: the tokens of one feed() call run their steps together and
+# read each other's entries of the same step, as forward() does, under either rule.
 # Shapes: t new positions, c cache capacity, m' = min(r, m) slots.
 
 READ_RULES = ("latest", "always-last")
@@ -724,7 +731,8 @@ def new_cache(cfg, batch, r, m=None, capacity=None, rng=None, read="latest"):
             "coda": kv(cfg.n_coda),                             # (n_coda,2,B,H,c,d)
             "state": np.zeros((batch, capacity, cfg.width), cfg.dtype),   # (B,c,h): final s of each position
             "rope": rope_tables(capacity, cfg.head_dim, cfg.rope_base, cfg.dtype),   # (c,1,d/2)
-            "length": 0, "r": int(r), "m": int(m), "read": read, "rng": rng if rng is not None else np.random.default_rng(0)}
+            "length": 0, "r": int(r), "m": int(m), "read": read,
+            "rng": rng if rng is not None else np.random.default_rng(0)}
 
 
 def cache_bytes(cache):
@@ -749,6 +757,23 @@ def kv_update(kv, k, v):
     return both[0], both[1]
 
 
+def copy_to_skipped_slots(cache, i, done):
+    """Tokens that stop at step i (done (B,t) of the new positions) leave their step-i entries in the slots
+    of the steps they skip (at most m - 1 other slots: with sharing, later steps come back to the same
+    ones), so that a deeper reader finds their latest entry. Only the sequences where a token stops now
+    are touched: each token is copied once, not at every step."""
+    r, m, t0 = cache["r"], cache["m"], cache["length"]
+    t = done.shape[1]
+    b = np.flatnonzero(done.any(axis=1))
+    if b.size == 0:
+        return
+    slot = cache["core"][i % m]
+    for later in range(i + 1, min(r, i + m)):
+        dst = cache["core"][later % m]
+        dst[:, :, b, :, t0:t0 + t] = np.where(done[b][:, None, :, None], slot[:, :, b, :, t0:t0 + t],
+                                              dst[:, :, b, :, t0:t0 + t])       # (n_core,2,b,H,t,d)
+
+
 def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl", continuous=False):
     """Run new tokens (B,t) at the next t positions, reusing the cache for all earlier ones; the cache is
     updated in place. -> logits (B,t,V) and the core steps each new token used, (B,t) int.
@@ -757,8 +782,9 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     (forward draws (B,T,h) at once, so for the same numbers as forward pass state0 = its s_0[:, t0:t0+t].)
     continuous=True: the first new position starts from the previous position's final state instead
     (continuous chain of thought; only the first: the others' predecessors are still running with them).
-    threshold None: every token runs the cache's r steps, and the logits equal forward's. A number:
-    adaptive exit, r is the maximum. After each step i >= 2 a token stops when
+    threshold None: every token runs the cache's r steps; with m >= r and the "latest" rule the logits then
+    equal forward's. A number: adaptive exit, r is the maximum. After each step i >= 2 (counted from 1
+    here) a token stops when
       criterion "kl":    KL(p_{i-1} || p_i) < threshold, p_i = softmax(coda(s_i)): the coda runs every step
       criterion "state": ||s_i - s_{i-1}|| / ||s_i|| < threshold (no coda per step)
     (step 1 has nothing to compare with: s_0 is noise). Threshold 0 never exits; a token's steps cannot grow
@@ -799,41 +825,34 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     active = np.ones((B, t), bool)              # tokens still thinking
     steps = np.zeros((B, t), np.int64)
     kl_each_step = threshold is not None and criterion == "kl"
-    seen = {"logp": None, "logits": None}
+    logits = logp = None
 
     def kv(i):                                  # step i reads and writes slot i % m
         # the slot of the last step holds every earlier position's last entry (stopped tokens' included)
         past = None if cache["read"] == "latest" else cache["core"][(r - 1) % m]
-        return cache["core"][i % m], past, t0, active                       # (n_core,2,B,H,c,d) each
+        return cache["core"][i % m], past, t0, active
 
-    def after_step(i, s_prev, x):
-        s = np.where(active[..., None], x, s_prev)                          # stopped tokens keep their s
-        steps[...] += active
+    def after_step(i, s_prev, s_new):
+        nonlocal steps, active, logits, logp
+        s_new = np.where(active[..., None], s_new, s_prev)                  # stopped tokens keep their s
+        steps += active
         if threshold is None:
-            return s, False
+            return s_new, False
         if kl_each_step:
-            seen["logits"] = coda(s)                                        # the price of this criterion
-            logp_prev, seen["logp"] = seen["logp"], log_softmax(seen["logits"])
+            logits = coda(s_new)                                            # the price of this criterion
+            logp_prev, logp = logp, log_softmax(logits)
             change = (np.full((B, t), np.inf) if logp_prev is None else     # rounding: keep it >= 0
-                      np.maximum(np.sum(np.exp(logp_prev) * (logp_prev - seen["logp"]), axis=-1), 0.0))
+                      np.maximum(np.sum(np.exp(logp_prev) * (logp_prev - logp), axis=-1), 0.0))
         else:
-            change = np.linalg.norm(s - s_prev, axis=-1) / np.linalg.norm(s, axis=-1) if i > 0 else np.inf
+            change = np.linalg.norm(s_new - s_prev, axis=-1) / np.linalg.norm(s_new, axis=-1) if i > 0 else np.inf
         done = active & (change < threshold)                                # (B,t)
-        # latest-entry rule: the steps a stopped token skips get its step-i entry in their slots
-        # (at most m - 1 other slots: with sharing, later steps come back to the same ones).
-        # Only the sequences b where a token stops now are touched: each token is copied once, not every step.
-        b = np.flatnonzero(done.any(axis=1))
-        if b.size:
-            slot = cache["core"][i % m]
-            for later in range(i + 1, min(r, i + m)):
-                dst = cache["core"][later % m]
-                dst[:, :, b, :, t0:t0 + t] = np.where(done[b][:, None, :, None], slot[:, :, b, :, t0:t0 + t],
-                                                      dst[:, :, b, :, t0:t0 + t])  # (n_core,2,b,H,t,d)
-        active[...] &= ~done
-        return s, not active.any()
+        copy_to_skipped_slots(cache, i, done)
+        active &= ~done
+        return s_new, not active.any()
 
     s, _ = recurrence(s, e, params, cfg, rot, mask, r, kv=kv, after_step=after_step)   # the loop of training
-    logits = seen["logits"] if kl_each_step else coda(s)      # (with "kl" the last step's coda saw these states)
+    if not kl_each_step:
+        logits = coda(s)                                      # (with "kl" the last step's coda saw these states)
     cache["state"][:, t0:t0 + t] = s
     cache["length"] = t0 + t
     return logits, steps
@@ -845,13 +864,12 @@ def generate(params, cfg, prompt, max_new_tokens, r, m=1, rng=None, state0=None,
     prompt (T,) or (B,T) ints -> tokens (B,T+n), logits (B,L,V) and core steps used (B,L), where
     n = max_new_tokens and L = T + n - 1 positions were fed (the last new token is never fed back);
     without the batch axis for a 1-D prompt. m, read, threshold, criterion, continuous: as new_cache and feed.
-    m = 1 by default: one core slot, so every token reads the last entry of every earlier token. With adaptive
-    exit (threshold 5e-4) that kept every answer of train_toy's models at the fewest steps, where m = r with
-    the latest-entry rule lost some (train_toy --inference-report measures it); it also keeps the cache small.
+    m = 1 by default: one core slot, so every token reads the last, deepest entry of every earlier token,
+    whether that token exited early or not, from a cache that does not grow with r (tutorial, section 4.3).
     Position p starts from s_0 = state0[:, p] (state0 (B,L,h)) if given, else from draws of rng (default
     np.random.default_rng(0)): one initial_state draw of (B,T,h) for the prompt, then (B,1,h) per new token.
-    With m = None (a slot per step), threshold None and the same state0, tokens equal those of rdmini.forward
-    on tokens[:, :L] and the logits equal its logits up to float rounding."""
+    With m = None (a slot per step), read "latest", threshold None and the same state0, tokens equal those
+    of rdmini.forward on tokens[:, :L] and the logits equal its logits up to float rounding."""
     prompt = np.asarray(prompt)
     if prompt.ndim not in (1, 2) or prompt.shape[-1] < 1 or prompt.size < 1:
         raise ValueError(f"prompt must be a non-empty 1-D (T,) or 2-D (B, T) array of token ids, "

@@ -52,6 +52,7 @@ TOKEN = {c: i for i, c in enumerate(VOCAB)}
 TASKS = ("running", "addition")
 EVAL_SEED = 2025                       # held-out problems come from their own stream, the same in every run
 R_VALUES = (1, 2, 3, 4, 6, 8, 16, 32, 64)
+LONG_R_VALUES = R_VALUES + (128,)      # longer problems: the frontier needs about one iteration per operation
 
 
 # ============================================================================================
@@ -222,9 +223,9 @@ def print_table(title, result, label="op"):
 
 
 def eval_lengths(n_ops, task):
-    """The longer problem sizes final_report measures: n_ops + 4 (12 for the default), and for the running
-    task 2x, 4x and 6x the trained size, which a fixed stack of layers could not reach."""
-    return [n_ops + 4] + ([2 * n_ops, 4 * n_ops, 6 * n_ops] if task == "running" else [])
+    """The longer problem sizes final_report measures, in order: n_ops + 4 (12 for the default), and for the
+    running task 2x, 4x and 6x the trained size, which a fixed stack of layers could not reach."""
+    return sorted({n_ops + 4} | ({2 * n_ops, 4 * n_ops, 6 * n_ops} if task == "running" else set()) - {n_ops})
 
 
 def final_report(params, cfg, args, out_dir, extra):
@@ -244,7 +245,7 @@ def final_report(params, cfg, args, out_dir, extra):
         longer_problems = random_problems(rng, max(1, args.eval_problems // 4), n, task)
         if len(layout(longer_problems[0], task)[0]) > cfg.max_seq_len:
             continue
-        longer = evaluate(params, cfg, longer_problems, R_VALUES, task, threads=args.threads)
+        longer = evaluate(params, cfg, longer_problems, LONG_R_VALUES, task, threads=args.threads)
         results["longer"][str(n)] = {"problems": len(longer_problems),
                                      "accuracy_by_r": {str(r): v[0] for r, v in longer.items()}}
         if n == args.n_ops + 4:           # the per-position table once; beyond it, one line per size
@@ -253,10 +254,12 @@ def final_report(params, cfg, args, out_dir, extra):
     if len(results["longer"]) > 1:
         print(f"\nAll right by problem size (trained on {args.n_ops} {unit}; "
               f"{max(1, args.eval_problems // 4)} problems each):")
-        print(f"{'size':>5} | " + " ".join(f"r={r:<4d}" for r in R_VALUES))
-        sizes = {str(args.n_ops): results["accuracy_by_r"], **{n: v["accuracy_by_r"] for n, v in results["longer"].items()}}
+        print(f"{'size':>5} | " + " ".join(f"r={r:<4d}" for r in LONG_R_VALUES))
+        sizes = {str(args.n_ops): results["accuracy_by_r"],
+                 **{n: v["accuracy_by_r"] for n, v in results["longer"].items()}}
         for n, acc in sizes.items():
-            print(f"{n:>5} | " + " ".join(f"{acc[str(r)]:6.3f}" for r in R_VALUES))
+            print(f"{n:>5} | " + " ".join(f"{acc[str(r)]:6.3f}" if str(r) in acc else f"{'-':>6}"
+                                          for r in LONG_R_VALUES))
     r_show = 8
     truths = [layout(p, task)[1] for p in problems]
     wrong = [(p, t, g) for p, t, g in zip(problems, truths, main[r_show][2]) if g != t]
@@ -597,8 +600,8 @@ def make_config(args):
     args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
-                         max_seq_len=max(64, 3 * args.n_ops + 15, 6 * args.n_ops + 1), mean_r=args.mean_r, backprop_k=args.k,
-                         injection=args.injection, window=args.window)
+                         max_seq_len=max(64, 3 * args.n_ops + 15, 6 * args.n_ops + 1), mean_r=args.mean_r,
+                         backprop_k=args.k, injection=args.injection, window=args.window)
 
 
 def save(path, params, cfg, opt, step, rngs, args):
@@ -608,8 +611,8 @@ def save(path, params, cfg, opt, step, rngs, args):
 
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
-RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr", "warmup",
-            "max_r", "weight_decay", "threads", "loss", "window")
+RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr",
+            "warmup", "max_r", "weight_decay", "threads", "loss", "window")
 
 
 def load(path, args):
@@ -622,10 +625,11 @@ def load(path, args):
     else:
         args.n_ops = args.n_ops or state["run"]["n_ops"]
         args.steps = args.steps or state["run"]["steps"]    # no --steps: the total the run was started with
-        before = {"threads": 1, "loss": "all", "window": None}    # what checkpoints written before these options existed used
+        before = {"threads": 1, "loss": "all", "window": None}    # what checkpoints from before these options used
         saved = {k: state["run"].get(k, before.get(k)) for k in RUN_KEYS}
-        differ = [f"--{k.replace('_', '-')} {saved[k]} there, {getattr(args, k)} now" for k in RUN_KEYS
-                  if k != "steps" and saved[k] != getattr(args, k)]
+        shown = lambda k, v: 0 if k == "window" and v is None else v                  # as the flag writes it
+        differ = [f"--{k.replace('_', '-')} {shown(k, saved[k])} there, {shown(k, getattr(args, k))} now"
+                  for k in RUN_KEYS if k != "steps" and saved[k] != getattr(args, k)]
         if differ:
             raise ValueError(f"{path} was trained with different settings ({'; '.join(differ)}); "
                              "resume with the same options, or train into a new --out folder")
@@ -748,35 +752,50 @@ def run_seeds(args, argv):
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
     print(f"{len(seeds)} runs (seeds {args.seeds}), {jobs} at a time, into {args.out}/seed<N>/", flush=True)
     running, waiting, results = {}, list(seeds), {}
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            seed = waiting.pop(0)
-            folder = os.path.join(args.out, f"seed{seed}")
-            os.makedirs(folder, exist_ok=True)
-            log = open(os.path.join(folder, "train.log"), "w")
-            cmd = [sys.executable, os.path.abspath(__file__), *base, "--seed", str(seed), "--out", folder]
-            running[seed] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, folder)
-        time.sleep(0.5)
-        for seed, (proc, log, folder) in list(running.items()):
-            if proc.poll() is None:
-                continue
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                seed = waiting.pop(0)
+                running[seed] = start_run(base, seed, os.path.join(args.out, f"seed{seed}"))
+            time.sleep(0.5)
+            for seed in [s for s, (proc, _, _) in running.items() if proc.poll() is not None]:
+                results[seed] = finish_run(seed, *running.pop(seed))
+    except (KeyboardInterrupt, ValueError):
+        for proc, log, _ in running.values():
+            proc.terminate()
+            proc.wait()
             log.close()
-            del running[seed]
-            if proc.returncode != 0:
-                for other, _, _ in running.values():
-                    other.terminate()
-                raise ValueError(f"the run of seed {seed} failed (exit {proc.returncode}): see {folder}/train.log")
-            results[seed] = json.load(open(os.path.join(folder, "results.json")))
-            res = results[seed]
-            print(f"  seed {seed}: all right {res['accuracy_by_r']['1']:.3f} at r = 1, {res['accuracy_by_r']['8']:.4f} "
-                  f"at r = 8; {res['train_seconds']:.0f} s of training, {1000 * res['train_seconds'] / res['step']:.0f} "
-                  "ms a step", flush=True)
+        raise
     summary = summarise(args, {s: results[s] for s in seeds})
     print_summary(summary)
     if reference:
         compare(summary, reference, args.compare)
     print(f"\nSaved {save_json(summary, args.out, 'summary.json')}")
     return summary
+
+
+def start_run(base, seed, folder):
+    """One seed's run as a process of its own: this script with the same options. -> (process, log, folder)."""
+    os.makedirs(folder, exist_ok=True)
+    if os.path.exists(os.path.join(folder, "results.json")):
+        os.remove(os.path.join(folder, "results.json"))          # never summarise an earlier run's results
+    log = open(os.path.join(folder, "train.log"), "w")
+    cmd = [sys.executable, os.path.abspath(__file__), *base, "--seed", str(seed), "--out", folder]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, folder
+
+
+def finish_run(seed, proc, log, folder):
+    """The results of a finished run, with its line printed; a run that failed is a clear error."""
+    log.close()
+    path = os.path.join(folder, "results.json")
+    if proc.returncode != 0 or not os.path.exists(path):
+        raise ValueError(f"the run of seed {seed} failed (exit {proc.returncode}): see {folder}/train.log")
+    with open(path) as f:
+        res = json.load(f)
+    print(f"  seed {seed}: all right {res['accuracy_by_r']['1']:.3f} at r = 1, {res['accuracy_by_r']['8']:.4f} at "
+          f"r = 8; {res['train_seconds']:.0f} s of training, {1000 * res['train_seconds'] / res['step']:.0f} ms a step",
+          flush=True)
+    return res
 
 
 def spread(values):
@@ -801,22 +820,23 @@ def summarise(args, results):
 
 
 def print_summary(summary):
-    seeds = summary["seeds"]
-    print(f"\nAll right over {len(seeds)} seeds ({summary['settings']['n_ops']} operations, "
+    seeds, unit = summary["seeds"], "operations" if summary["settings"]["task"] == "running" else "digits"
+    print(f"\nAll right over {len(seeds)} seeds ({summary['settings']['n_ops']} {unit}, "
           f"{summary['eval_problems']} problems each): mean [min, max]")
     for rr, x in summary["accuracy_by_r"].items():
         print(f"  r = {rr:>2}: {x['mean']:.4f} [{x['min']:.4f}, {x['max']:.4f}]   per seed: "
               + " ".join(f"{summary['runs'][str(s)]['accuracy_by_r'][rr]:.3f}" for s in seeds))
     for n, by_r in summary["longer"].items():
         best = [max(summary["runs"][str(s)]["longer"][n].values()) for s in seeds]
-        print(f"  {n} operations, best r: mean {np.mean(best):.3f} [{min(best):.3f}, {max(best):.3f}]")
+        print(f"  {n} {unit}, best r: mean {np.mean(best):.3f} [{min(best):.3f}, {max(best):.3f}]")
 
 
 def load_summary(path):
     """A summary.json, or the folder holding one; refused with a clear message if it is neither."""
     file = os.path.join(path, "summary.json") if os.path.isdir(path) else path
     try:
-        summary = json.load(open(file))
+        with open(file) as f:
+            summary = json.load(f)
         summary["accuracy_by_r"], summary["settings"]["task"], summary["settings"]["n_ops"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--compare {path}: no summary of several seeds there ({type(err).__name__}); "
@@ -934,7 +954,7 @@ def think(args):
         print("answer  " + spaced(answer[0]) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
               f"right; mean {steps[0].mean():.1f} steps per token")
     else:
-        print("steps   " + " ".join(str(x) for x in steps[0]))
+        print("steps   " + (spaced(steps[0], 1) if steps.max() < 10 else " ".join(str(x) for x in steps[0])))
         print("answer  " + spaced(answer[0], 1) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
               f"right; mean {steps[0].mean():.1f} steps per token")
 
@@ -1063,7 +1083,7 @@ def inference_grid(params, cfg, problems, r, progress=None):
         rows.append({"m": m, "read": read, "exit": exit_name(ex), "continuous_cot": cot,
                      "accuracy": float(np.mean([a == t for a, t in zip(answers, truths)])),
                      "mean_steps": float(steps.mean()), "steps_by_position": [float(x) for x in steps.mean(axis=0)]})
-        if progress:
+        if progress and ((n + 1) % 10 == 0 or n + 1 == len(settings)):        # a line every 10 settings
             progress(n + 1, len(settings))
     return rows
 
@@ -1086,7 +1106,7 @@ def print_grid(rows, r, n_ops):
         for cot in (False, True):
             cells = {(x["m"], x["read"]): x for x in rows if x["exit"] == exit_name(ex) and x["continuous_cot"] == cot}
             print(f"{exit_name(ex):13s} {'on' if cot else 'off':3s} | " + " | ".join(
-                f"{cells[c]['accuracy']:6.3f} {cells[c]['mean_steps']:5.2f}   " for c in cols))
+                f"{cells[c]['accuracy']:.3f} {cells[c]['mean_steps']:5.2f}".rjust(16) for c in cols))
 
 
 def inference_report(args):
@@ -1107,9 +1127,8 @@ def inference_report(args):
     for size in sorted({n_ops, min(n_ops + 4, cfg.max_seq_len - 1)}):
         problems = random_problems(np.random.default_rng(EVAL_SEED), n, size)
         print(f"\nStreaming {n} held-out problems of {size} operations token by token, every setting:", flush=True)
-        progress = lambda done, total: print(f"  {done}/{total} settings, {time.time() - t_start:.0f} s",
-                                             flush=True) if done % 13 == 0 or done == total else None
-        rows = inference_grid(params, cfg, problems, r, progress)
+        rows = inference_grid(params, cfg, problems, r, progress=lambda done, total: print(
+            f"  {done} of {total} settings, {time.time() - t_start:.0f} s", flush=True))
         print_grid(rows, r, size)
         best, fixed = best_setting(rows)
         res["grid"][str(size)] = {"r": r, "rows": rows,
@@ -1117,8 +1136,8 @@ def inference_report(args):
         if best is None:
             print(f"No setting with exit keeps 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
         else:
-            print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): m = {best['m']}, "
-                  f"{best['read']}, exit {best['exit']}, CoT {'on' if best['continuous_cot'] else 'off'}: "
+            print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): "
+                  f"m = {best['m']}, {best['read']}, exit {best['exit']}, CoT {'on' if best['continuous_cot'] else 'off'}: "
                   f"{best['accuracy']:.3f} all right, {best['mean_steps']:.2f} steps per token; by position "
                   + " ".join(f"{x:.1f}" for x in best["steps_by_position"]))
     out = trajectories(params, cfg, trajectory_problems(cfg), 128)
@@ -1186,12 +1205,13 @@ def parse_args(argv):
     p.add_argument("--think", metavar="PROBLEM", default=None,
                    help="load the checkpoint in --out and show it thinking about PROBLEM, step 1..--r, then "
                         "streamed token by token through the KV cache with adaptive exit")
-    p.add_argument("--exit-threshold", type=float, default=5e-4, help="adaptive exit: a token stops below this")
+    p.add_argument("--exit-threshold", type=float, default=5e-4,
+                   help="--think's adaptive exit: a token stops below this (--inference-report measures several)")
     p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
-                   help="adaptive exit: KL between consecutive steps' predictions, or relative state change")
+                   help="--think's adaptive exit: KL between consecutive steps' predictions, or relative state change")
     p.add_argument("--cache-budget", type=int, default=1,
-                   help="--think: core KV-cache slots m; 1 (the default) keeps every answer with adaptive exit at the "
-                        "fewest steps (--inference-report measures why); 0 means m = r, a slot per step")
+                   help="--think: core KV-cache slots m; with 1 every token reads the last entry of every earlier "
+                        "one (tutorial, section 4.3); 0: m = r, a slot per step")
     p.add_argument("--read-rule", choices=rdmini.READ_RULES, default="latest",
                    help="--think: which entry of an earlier token a token reads at step i: the one in slot i %% m "
                         "(latest), or the deepest it has (always-last)")
@@ -1208,8 +1228,8 @@ def parse_args(argv):
     if args.steps is None and not args.resume:
         args.steps = 5000
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
-                      ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1), ("log_every", 1), ("save_every", 1),
-                      ("eval_problems", 1)):
+                      ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1),
+                      ("log_every", 1), ("save_every", 1), ("eval_problems", 1)):
         if getattr(args, name) is not None and getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     args.loss = args.loss or ("frontier" if args.task == "running" else "all")
@@ -1231,9 +1251,10 @@ def parse_args(argv):
     args.cache_budget = args.cache_budget or None
     if args.compare and args.seeds is None:
         p.error("--compare goes with --seeds: run the variant over several seeds to compare it")
-    if args.seeds is not None and (args.resume or args.eval_only or args.bench or args.think or args.trajectories
-                                   or args.inference_report):
-        p.error("--seeds trains new runs: it does not go with --resume, --eval-only or the inference views")
+    if args.seeds is not None and (args.resume or args.eval_only or args.stop_at is not None or args.bench
+                                   or args.think or args.trajectories or args.inference_report):
+        p.error("--seeds trains new runs to the end: it does not go with --resume, --eval-only, --stop-at, "
+                "--bench or the inference views")
     if args.traj_steps < 17:
         p.error(f"--traj-steps must be >= 17 (the classifier looks at the last 16 steps), got {args.traj_steps}")
     return args

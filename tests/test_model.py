@@ -321,6 +321,8 @@ def test_backward_without_cache(make_cfg, make_params, batch):
     (dict(state_std=-1.0), "state_std"),
     (dict(window=0), "window"),
     (dict(window=2.5), "window"),
+    (dict(window=True), "window"),
+    (dict(window="4"), "window"),
 ])
 def test_bad_config(make_cfg, overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -476,3 +478,12 @@ def test_tiny_overfit(make_cfg, injection):
         rdmini.adamw_update(params, rdmini.backward(cache, dlogits), opt, rdmini.learning_rate(step, steps, 1e-2, 10))
     last = eval_loss()
     assert last < 0.3 * first, f"loss only went from {first:.3f} to {last:.3f}"
+
+
+def test_the_loop_refuses_inference_hooks_in_training(make_cfg, make_params):
+    cfg = make_cfg()
+    params = make_params(cfg)
+    s = np.zeros((1, 3, cfg.width))
+    rope, mask = rdmini.rope_tables(3, cfg.head_dim, cfg.rope_base, cfg.dtype), rdmini.causal_mask(3, cfg.dtype)
+    with pytest.raises(ValueError, match="for inference"):
+        rdmini.recurrence(s, s, params, cfg, rope, mask, 3, k=1, after_step=lambda i, a, b: (b, False))

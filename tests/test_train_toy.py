@@ -348,3 +348,21 @@ def test_parse_seeds(text, seeds):
 def test_parse_seeds_refuses_what_it_cannot_read(text):
     with pytest.raises(ValueError, match="--seeds"):
         tt.parse_seeds(text)
+
+
+@pytest.mark.parametrize("n_ops, sizes", [(8, [12, 16, 32, 48]), (4, [8, 16, 24]), (1, [2, 4, 5, 6])])
+def test_longer_problem_sizes_are_in_order_without_repeats(n_ops, sizes):
+    assert tt.eval_lengths(n_ops, "running") == sizes and tt.eval_lengths(6, "addition") == [10]
+
+
+def test_seeds_refuse_options_that_do_not_finish_a_run(capsys):
+    with pytest.raises(SystemExit) as err:
+        tt.parse_args(["--seeds", "0-1", "--stop-at", "3"])
+    assert err.value.code == 2 and "--seeds trains new runs to the end" in capsys.readouterr().err
+
+
+def test_resume_names_the_window_as_the_flag_writes_it(tmp_path, capsys):
+    run(["--steps", "6", "--window", "0"], tmp_path)
+    with pytest.raises(SystemExit):
+        run(["--steps", "12", "--resume"], tmp_path)
+    assert "--window 0 there, 4 now" in capsys.readouterr().err
