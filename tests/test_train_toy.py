@@ -366,3 +366,13 @@ def test_resume_names_the_window_as_the_flag_writes_it(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(["--steps", "12", "--resume"], tmp_path)
     assert "--window 0 there, 4 now" in capsys.readouterr().err
+
+
+def test_problems_six_times_the_trained_length_encode_and_evaluate():
+    cfg = tt.make_config(tt.parse_args(["--width", "8", "--heads", "2"]))          # the default task, 8 operations
+    problems = tt.random_problems(np.random.default_rng(0), 3, 48)
+    tokens, targets, mask = tt.encode(problems)
+    assert tokens.shape == (3, 49) and cfg.max_seq_len >= 49 and mask.all()
+    assert ["".join(map(str, t)) for t in targets] == [tt.running_values(p) for p in problems]
+    result = tt.evaluate(rdmini.init_params(cfg, 0), cfg, problems, [1, 64])
+    assert len(result[64][1]) == 49 and all(len(guess) == 49 for guess in result[64][2])

@@ -4,12 +4,14 @@
     python tests/test_tutorial.py                   # runs the blocks and prints each one's output
 
 A block fenced as ```python slow (a training run, a long measurement) is skipped and counted as skipped;
-```bash blocks are never run. The blocks print the numbers the tutorial's text quotes, so a change to
-rdmini.py that changes a number shows up here as a block that fails or an output that no longer matches.
+```bash blocks are never run. The blocks print the numbers the tutorial's text quotes, and the ```text
+block right after a python block is compared with what it printed (test_printed_outputs_match_the_text),
+so a change to rdmini.py that changes a quoted number fails here.
 The second test catches rot in the prose: every function the tutorial names as `name(` must exist.
 """
 import contextlib
 import io
+import math
 import os
 import re
 import sys
@@ -20,6 +22,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIAL = os.path.join(ROOT, "tutorial.md")
 MIN_BLOCKS = 20          # the tutorial has more than this; fewer means blocks were lost or mis-fenced
+MIN_CHECKED = 20         # python blocks with their printed output shown right after them
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
@@ -30,9 +33,10 @@ def blocks():
 
 
 def run_blocks(show=False):
-    """Execute the ```python blocks in one namespace with cwd = repo root. -> (namespace, ran, skipped)."""
+    """Execute the ```python blocks in one namespace with cwd = repo root. -> (namespace, ran, skipped,
+    printed), printed {line number of a block: what it printed}."""
     namespace = {"__name__": "tutorial"}
-    ran, skipped = 0, 0
+    ran, skipped, printed = 0, 0, {}
     old_cwd = os.getcwd()
     os.chdir(ROOT)
     if ROOT not in sys.path:
@@ -56,12 +60,13 @@ def run_blocks(show=False):
                                      f"{type(err).__name__}: {err}\n--- its output so far ---\n"
                                      f"{out.getvalue()}") from err
             ran += 1
+            printed[line] = out.getvalue()
             if show:
                 print(f"--- tutorial.md line {line} ({time.perf_counter() - t:.1f} s)")
                 print(out.getvalue(), end="")
     finally:
         os.chdir(old_cwd)
-    return namespace, ran, skipped
+    return namespace, ran, skipped, printed
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +75,51 @@ def executed():
 
 
 def test_every_python_block_runs(executed):
-    _, ran, skipped = executed
+    _, ran, skipped, _ = executed
     print(f"\ntutorial.md: {ran} python blocks ran, {skipped} marked slow were skipped")
     assert ran >= MIN_BLOCKS, f"only {ran} python blocks ran; expected at least {MIN_BLOCKS}"
+
+
+NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def same_number(got, want):
+    """The tolerance of a printed number. Written as 3e-10 (an error's size, which rounding on another
+    machine changes): within a factor of 10. Otherwise: within one unit of its last printed digit, so
+    that a number rounded the other way on another machine still passes and any real change fails."""
+    g, w = float(got.replace(",", "")), float(want.replace(",", ""))
+    if "e" in want:
+        return (g == w == 0) or (g != 0 and w != 0 and abs(math.log10(abs(g)) - math.log10(abs(w))) <= 1)
+    decimals = len(want.split(".")[1]) if "." in want else 0
+    return abs(g - w) <= 1.01 * 10 ** -decimals
+
+
+def same_line(got, want):
+    if NUMBER.sub("#", got) != NUMBER.sub("#", want):          # the words and the layout, exactly
+        return False
+    return all(same_number(g, w) for g, w in zip(NUMBER.findall(got), NUMBER.findall(want)))
+
+
+def test_printed_outputs_match_the_text(executed):
+    """Every ```text block that directly follows a ```python block (nothing but blank lines between them)
+    shows what that block prints: the same lines, numbers within same_number's tolerance."""
+    printed = executed[3]
+    text = open(TUTORIAL, encoding="utf-8").read()
+    fences = list(FENCE.finditer(text))
+    checked, wrong = 0, []
+    for block, after in zip(fences, fences[1:]):
+        line = text.count("\n", 0, block.start()) + 1
+        if block.group(1).strip() != "python" or after.group(1).strip() != "text" or line not in printed:
+            continue
+        if text[block.end():after.start()].strip():
+            continue
+        checked += 1
+        got, want = printed[line].rstrip("\n").splitlines(), after.group(2).rstrip("\n").splitlines()
+        if len(got) != len(want) or not all(same_line(g, w) for g, w in zip(got, want)):
+            wrong.append(f"tutorial.md line {line} prints:\n" + "\n".join(got) + "\n--- the text shows:\n"
+                         + "\n".join(want))
+    assert checked >= MIN_CHECKED, f"only {checked} printed outputs were compared; expected at least {MIN_CHECKED}"
+    assert not wrong, "\n\n".join(wrong)
 
 
 # Written as `name(` in the prose but math, not functions of the code
@@ -93,7 +140,7 @@ def test_functions_named_in_the_text_exist(executed):
         import test_gradients
     finally:
         sys.path.remove(os.path.join(ROOT, "tests"))
-    namespace, _, _ = executed
+    namespace, _, _, _ = executed
     text = open(TUTORIAL, encoding="utf-8").read()
     defined = {m for _, code, _ in blocks() for m in re.findall(r"^\s*def (\w+)\(", code, re.M)}
     missing = set()
@@ -115,5 +162,5 @@ def test_figures_exist():
 
 if __name__ == "__main__":
     start = time.perf_counter()
-    _, ran, skipped = run_blocks(show=True)
+    _, ran, skipped, _ = run_blocks(show=True)
     print(f"--- {ran} python blocks ran, {skipped} skipped (slow), {time.perf_counter() - start:.1f} s")
