@@ -1167,9 +1167,9 @@ def parse_args(argv):
     p.add_argument("--core", type=int, default=1, help="transformer blocks in the core")
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
-    p.add_argument("--window", type=int, default=4,
-                   help="attention window: each position sees itself and the window - 1 positions before it; "
-                        "0: the whole prefix, as Huginn")
+    p.add_argument("--window", type=int, default=0,
+                   help="attention window: each position sees itself and the window - 1 positions before it "
+                        "(try 4 for problems longer than trained); 0: the whole prefix, as Huginn")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--threads", type=int, default=2,
                    help="threads that share each batch (one per core is fastest); part of the run: the same "

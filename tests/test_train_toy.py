@@ -161,15 +161,15 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
 def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path):
     """Checkpoints written before --threads, --loss and --window existed have none of these settings; they
     ran in one thread, scored every answer and attended over the whole prefix."""
-    old = ["--threads", "1", "--loss", "all", "--window", "0"]
+    old = ["--threads", "1", "--loss", "all"]
     out = run(["--steps", "6", "--stop-at", "3", *old], tmp_path)
     path = os.path.join(out, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
     del state["run"]["threads"], state["run"]["loss"], state["run"]["window"]
     rdmini.save_checkpoint(path, params, cfg, **state)
-    for i in range(0, len(old), 2):                         # two threads, the frontier loss, a window:
-        with pytest.raises(SystemExit):                     # each would make it another run
-            run(["--steps", "6", "--resume", *old[:i], *old[i + 2:]], tmp_path)
+    for other in (old[2:], old[:2], [*old, "--window", "4"]):   # two threads, the frontier loss, a window:
+        with pytest.raises(SystemExit):                         # each would make it another run
+            run(["--steps", "6", "--resume", *other], tmp_path)
     run(["--steps", "6", "--resume", *old], tmp_path)
     assert rdmini.load_checkpoint(path)[2]["step"] == 6
 
@@ -362,9 +362,9 @@ def test_seeds_refuse_options_that_do_not_finish_a_run(capsys):
 
 
 def test_resume_names_the_window_as_the_flag_writes_it(tmp_path, capsys):
-    run(["--steps", "6", "--window", "0"], tmp_path)
+    run(["--steps", "6"], tmp_path)
     with pytest.raises(SystemExit):
-        run(["--steps", "12", "--resume"], tmp_path)
+        run(["--steps", "12", "--resume", "--window", "4"], tmp_path)
     assert "--window 0 there, 4 now" in capsys.readouterr().err
 
 
