@@ -696,8 +696,8 @@ def load_checkpoint(path):
 # The read rule says which entry of an earlier position a new token reads at its step i:
 #   "latest":      the one in slot i % m (with m >= r: the earlier token's own step-i entry, as forward()
 #                  reads it, so with no exit the cache changes nothing);
-#   "always-last": the earlier token's last entry, from the deepest step it ran, whatever i is (the name
-#                  Huginn's code gives it). With m = 1 the two rules read the same entry.
+#   "always-last": the earlier token's last entry, from the deepest step it ran, whatever i is.
+#                  With m = 1 the two rules read the same entry.
 # The rules are about tokens of earlier calls: the tokens of one feed() call run their steps together and
 # read each other's entries of the same step, as forward() does, under either rule.
 # Shapes: t new positions, c cache capacity, m' = min(r, m) slots.
