@@ -1137,7 +1137,8 @@ def inference_report(args):
             print(f"No setting with exit keeps 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
         else:
             print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): "
-                  f"m = {best['m']}, {best['read']}, exit {best['exit']}, CoT {'on' if best['continuous_cot'] else 'off'}: "
+                  f"m = {best['m']}, {best['read']}, exit {best['exit']}, "
+                  f"CoT {'on' if best['continuous_cot'] else 'off'}: "
                   f"{best['accuracy']:.3f} all right, {best['mean_steps']:.2f} steps per token; by position "
                   + " ".join(f"{x:.1f}" for x in best["steps_by_position"]))
     out = trajectories(params, cfg, trajectory_problems(cfg), 128)
