@@ -596,8 +596,13 @@ def loss_and_grads(params, cfg, batch, r, k, state0, threads=1, frontier=False):
     return sum(loss for loss, _ in results), grads
 
 
+def default_n_ops(args):
+    """--n-ops when not given: 8 operations (running) or 6 digits per number (addition)."""
+    return args.n_ops or (8 if args.task == "running" else 6)
+
+
 def make_config(args):
-    args.n_ops = args.n_ops or (8 if args.task == "running" else 6)
+    args.n_ops = default_n_ops(args)
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
                          max_seq_len=max(64, 3 * args.n_ops + 15, 6 * args.n_ops + 1), mean_r=args.mean_r,
@@ -746,7 +751,7 @@ def run_seeds(args, argv):
     (its progress in train.log there), as many at once as --jobs says; then summarise them in
     OUT/summary.json and print the spread, and the comparison with --compare's reference if given."""
     seeds = parse_seeds(args.seeds)
-    args.n_ops = args.n_ops or (8 if args.task == "running" else 6)         # as make_config sets it
+    args.n_ops = default_n_ops(args)
     reference = load_summary(args.compare) if args.compare else None
     base = without_options(argv, ("--seeds", "--compare", "--out", "--seed", "--jobs"))
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
@@ -760,11 +765,14 @@ def run_seeds(args, argv):
             time.sleep(0.5)
             for seed in [s for s, (proc, _, _) in running.items() if proc.poll() is not None]:
                 results[seed] = finish_run(seed, *running.pop(seed))
-    except (KeyboardInterrupt, ValueError):
+    except (KeyboardInterrupt, ValueError) as err:
         for proc, log, _ in running.values():
             proc.terminate()
             proc.wait()
             log.close()
+        if isinstance(err, KeyboardInterrupt):      # one line, as for any other stop, not a traceback
+            raise ValueError(f"interrupted: the unfinished runs were stopped; finished ones are in "
+                             f"{args.out}") from None
         raise
     summary = summarise(args, {s: results[s] for s in seeds})
     print_summary(summary)

@@ -375,3 +375,13 @@ def test_problems_six_times_the_trained_length_encode_and_evaluate():
     assert ["".join(map(str, t)) for t in targets] == [tt.running_values(p) for p in problems]
     result = tt.evaluate(rdmini.init_params(cfg, 0), cfg, problems, [1, 64])
     assert len(result[64][1]) == 49 and all(len(guess) == 49 for guess in result[64][2])
+
+
+def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tt, "start_run", interrupted)
+    with pytest.raises(SystemExit) as err:
+        tt.main(["--seeds", "0-1", "--out", str(tmp_path), *TINY_RUN])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and "interrupted" in lines[0]
