@@ -13,9 +13,12 @@ Operations do not commute, so the value at position j needs every operation befo
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
-    python train_toy.py                  # train (about 8 minutes on 2 cores), then accuracy for every r
+    python train_toy.py                  # train (about 4 minutes on 2 cores), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
+    python train_toy.py --lab            # the classroom lab's recipe: about a minute and a half
+    python train_toy.py --lab --seeds 0-4 --compare docs/lab_reference.json   # a variant over 5 seeds
     python train_toy.py --help           # every option
+Beside it: think.py (watch a trained model think; the KV cache, adaptive exit) and bench.py (speed, memory).
 """
 import argparse
 import concurrent.futures
@@ -28,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 
 # This script uses both cores with threads of its own (--threads), each running single-threaded numpy.
 # BLAS threads on top would fight them for the same cores, so BLAS gets one thread, unless you say otherwise.
@@ -281,248 +283,6 @@ def save_json(obj, folder, name):
 
 
 # ============================================================================================
-# Benchmark (--bench): the step's speed against this machine's own matmul rate, memory against r and k
-# ============================================================================================
-
-def count_flops(cfg, B, T, r, k):
-    """Matrix-multiply FLOPs of one training step (2 per multiply-add), counted from the shapes.
-    Forward: prelude, r core iterations, coda. Backward: twice the forward of what it walks back through
-    (the input's and the weight's gradient), i.e. prelude, the last min(k, r) iterations and coda.
-    Elementwise work (norms, softmax, RoPE) is left out: it is not what a matmul unit measures."""
-    N, h, F, H, d, V = B * T, cfg.width, cfg.mlp_hidden, cfg.n_heads, cfg.head_dim, cfg.vocab_size
-    block = 2 * N * h * 3 * h + 2 * N * h * h + 2 * N * h * 2 * F + 2 * N * F * h   # qkv, proj, up, down
-    block += 2 * (2 * B * H * T * T * d)                                               # q k^T and att v
-    adapter = 2 * N * 2 * h * h if cfg.injection == "concat" else 0
-    step = cfg.n_core * block + adapter
-    outside = (cfg.n_prelude + cfg.n_coda) * block + 2 * N * h * V                    # + unembedding
-    forward = outside + r * step
-    backward = 2 * (outside + min(k, r) * step) if k > 0 else 0              # k = 0: inference
-    return {"forward": forward, "backward": backward, "total": forward + backward}
-
-
-def seconds(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def matmul_rate(m, n, p, repeats, threads=1):
-    """GFLOP/s of float32 (m, n) @ (n, p) products: `threads` threads at once (the cores a training step
-    uses), each running `repeats` products back to back."""
-    a = np.random.default_rng(0).standard_normal((m, n)).astype(np.float32)
-    b = np.random.default_rng(1).standard_normal((n, p)).astype(np.float32)
-
-    def products(_):
-        for _ in range(repeats):
-            a @ b
-    spent = seconds(lambda: parallel_map(products, range(threads), threads))
-    return threads * repeats * 2 * m * n * p / spent / 1e9
-
-
-def measure_in_turns(timers, rounds):
-    """timers {name: (measure, count)} -> {name: its rounds * count measurements, round after round}.
-    Each round takes every timer's `count` measurements in turn. Why turns: this machine's speed drifts
-    (a virtual machine on shared hardware; the earlier --bench, which measured one figure after another,
-    gave MFUs from 20% to 28% for the same code within minutes). In turns, a drift touches every figure
-    alike, instead of the step's and the matmul's being measured on two different machines."""
-    got = {name: [] for name in timers}
-    for _ in range(rounds):
-        for name, (measure, count) in timers.items():
-            got[name] += [measure() for _ in range(count)]
-    return got
-
-
-TINY_PER_ROUND = 5              # tiny steps take a few milliseconds: each round's figure is a median of 5
-
-
-def time_in_turns(timers, threads, rounds):
-    """The timed figures of --bench from measure_in_turns: medians over the rounds, except the large
-    matmul's best round, a maximum. The Python overhead, per round: a tiny step (its batch, s_0 and
-    update, and one slice) and threads - 1 more tiny slices, one after the other; and, as a real step
-    runs, the tiny step in `threads` threads. Its shares of the step are medians of the rounds' shares.
-    The per-round figures are returned too: the caller turns them into MFUs with the step's FLOPs."""
-    for measure, _ in timers.values():
-        measure()                                                   # warm-up
-    got = measure_in_turns(timers, rounds)
-
-    def per_round(name):                                            # the median of each round's measurements
-        return np.median(np.reshape(got[name], (rounds, TINY_PER_ROUND)), axis=1)
-    step_s, big = np.array(got["step"]), np.array(got["big"])
-    one_thread = per_round("tiny") + ((threads - 1) * per_round("tiny_slice") if threads > 1 else 0)
-    in_threads = per_round("tiny_threads") if threads > 1 else one_thread
-    return {"seconds_per_step": float(np.median(step_s)),
-            "seconds_per_step_one_thread": float(np.median(got.get("one_thread", step_s))),
-            "matmul_gflops_2048": float(np.median(big)), "matmul_gflops_2048_best": float(big.max()),
-            "matmul_gflops_model_shape": float(np.median(got["own"])),
-            "python_overhead_seconds": float(np.median(one_thread)),
-            "python_overhead_share": float(np.median(one_thread / step_s)),
-            "python_overhead_in_threads_seconds": float(np.median(in_threads)),
-            "python_overhead_in_threads_share": float(np.median(in_threads / step_s)),
-            "per_round": {name: got[name] for name in timers}}
-
-
-class SectionTimer:
-    """Wraps some of rdmini's functions from outside and adds up the time spent in each, exclusive of the
-    wrapped functions it calls, so the model code carries no timing code."""
-    SECTIONS = {"attention": ["attention_forward", "attention_backward"],
-                "MLP": ["swiglu_forward", "swiglu_backward"],
-                "norms": ["rmsnorm_forward", "rmsnorm_backward"],
-                "adapter (injection)": ["recurrence_step", "recurrence_step_backward"],
-                "block residuals, gradient sums": ["block_forward", "block_backward", "stack_forward",
-                                                   "stack_backward"],
-                "embedding, unembedding, loss": ["embedding_forward", "embedding_backward", "coda_forward",
-                                                 "cross_entropy", "backward", "forward", "start"],
-                "optimizer": ["adamw_update"]}
-
-    def __init__(self):
-        self.total, self.stack, self.saved = {}, [], {}
-
-    def wrap(self, module, name, section):
-        fn = getattr(module, name)
-        self.saved[(module, name)] = fn
-
-        def timed(*a, **kw):
-            t = time.perf_counter()
-            self.stack.append(0.0)
-            try:
-                return fn(*a, **kw)
-            finally:
-                spent = time.perf_counter() - t
-                inner = self.stack.pop()
-                self.total[section] = self.total.get(section, 0.0) + spent - inner
-                if self.stack:
-                    self.stack[-1] += spent
-        setattr(module, name, timed)
-
-    def __enter__(self):
-        for section, names in self.SECTIONS.items():
-            for name in names:
-                self.wrap(rdmini, name, section)
-        self.wrap(sys.modules[__name__], "make_batch", "data")
-        return self
-
-    def __exit__(self, *exc):
-        for (module, name), fn in self.saved.items():
-            setattr(module, name, fn)
-
-
-def peak_memory(params, cfg, args, r, k):
-    """Peak bytes numpy allocates during one forward + backward (tracemalloc sees numpy's buffers)."""
-    tokens, targets, mask = make_batch(np.random.default_rng(0), args.batch, args.n_ops)
-    tracemalloc.start()
-    logits, cache = rdmini.forward(params, cfg, tokens, r, k, rng=np.random.default_rng(0))
-    grads = rdmini.backward(cache, rdmini.cross_entropy(logits, targets, mask)[1])
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    del grads, cache
-    return peak
-
-
-def bench(args):
-    """Time the default training step; compare with the machine's matmul rate; memory vs r and k.
-    The timings are taken in turns (time_in_turns); the profile split and the memory come after."""
-    cfg = make_config(args)
-    params = rdmini.init_params(cfg, args.seed)
-    opt = rdmini.adamw_init(params)
-    rng = np.random.default_rng(args.seed)
-    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, problem_tokens(args.n_ops)
-
-    def step(threads=args.threads, params=params, cfg=cfg, opt=opt, B=B, n_ops=args.n_ops):
-        batch = make_batch(rng, B, n_ops)
-        state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
-        loss, grads = loss_and_grads(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
-        rdmini.adamw_update(params, grads, opt, 1e-4)
-    # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
-    # remains is the interpreter and numpy's per-call cost, paid the same at any size. Counted two ways:
-    # in one thread, the tiny step and its other slices one after the other (only one thread can run
-    # Python at a time, so the slices' overheads add up); and the tiny step run by the threads, as a real
-    # step runs, which also pays for handing the interpreter from one thread to the other.
-    tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "n_ops": 1})
-    tiny_cfg = make_config(tiny)
-    tiny_params = rdmini.init_params(tiny_cfg, 0)
-    tiny_opt = rdmini.adamw_init(tiny_params)
-    tiny_batch = make_batch(np.random.default_rng(0), 1, 1)
-    tiny_s0 = rdmini.initial_state(tiny_cfg, tiny_batch[0].shape + (tiny_cfg.width,), np.random.default_rng(0))
-
-    def tiny_step(threads=1):                                       # one slice of one problem per thread
-        step(threads=threads, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=threads, n_ops=1)
-
-    def tiny_slice():
-        loss_and_grads(tiny_params, tiny_cfg, tiny_batch, r, k, tiny_s0, 1, args.loss == "frontier")
-    shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
-    timers = {"step": (lambda: seconds(step), 1),
-              "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-              "tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
-              "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
-              "tiny_threads": (lambda: seconds(lambda: tiny_step(args.threads)), TINY_PER_ROUND),
-              "big": (lambda: matmul_rate(2048, 2048, 2048, 1, args.threads), 1),     # GFLOP/s, not seconds
-              "own": (lambda: matmul_rate(*shape, 100, args.threads), 1)}
-    if args.threads == 1:                           # one slice: "step" is one thread, and the tiny step has it all
-        del timers["one_thread"], timers["tiny_slice"], timers["tiny_threads"]
-    rounds = max(3, args.bench_steps)
-    timed = time_in_turns(timers, args.threads, rounds)
-    flops = count_flops(cfg, B, T, r, k)
-    per_round = timed["per_round"]
-    achieved = flops["total"] / np.array(per_round["step"]) / 1e9                     # GFLOP/s, per round
-    with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
-        for _ in range(max(3, args.bench_steps // 2)):
-            step(threads=1)
-    memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
-              "k_at_r16": {str(kk): peak_memory(params, cfg, args, 16, kk) for kk in (1, 4, 16)}}
-    total_timed = sum(timer.total.values())
-    result = {
-        "machine": {"cpus": os.cpu_count(), "numpy": np.__version__,
-                    "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default")},
-        "config": {"batch": B, "T": T, "r": r, "k": k, "width": cfg.width, "n_core": cfg.n_core,
-                   "threads": args.threads},
-        "rounds": rounds, **timed, "tokens_per_second": B * T / timed["seconds_per_step"],
-        "flops_per_step": flops, "achieved_gflops": float(np.median(achieved)), "model_shape": list(shape),
-        "mfu_vs_2048": float(np.median(achieved / np.array(per_round["big"]))),
-        "mfu_vs_2048_best": float(np.median(achieved)) / timed["matmul_gflops_2048_best"],
-        "mfu_vs_model_shape": float(np.median(achieved / np.array(per_round["own"]))),
-        "time_share": {s: t / total_timed for s, t in sorted(timer.total.items(), key=lambda x: -x[1])},
-        "peak_memory_bytes": memory, "memory_method": "tracemalloc peak of one forward + backward",
-    }
-    print_bench(result)
-    print(f"Saved {save_json(result, args.out, 'bench.json')}")
-    return result
-
-
-def print_bench(result):
-    """The figures of bench() as text; the same figures are in bench.json."""
-    c, flops, memory = result["config"], result["flops_per_step"], result["peak_memory_bytes"]
-    shape, step = result["model_shape"], result["seconds_per_step"]
-    big, own = result["matmul_gflops_2048"], result["matmul_gflops_model_shape"]
-    print(f"Medians of {result['rounds']} rounds; each round times, in turn, one training step, one in one "
-          f"thread, {TINY_PER_ROUND} each of a tiny model's step, slice and step in threads, and products of each "
-          "matmul size")
-    print(f"Training step, batch {c['batch']} x T {c['T']}, r = {c['r']}, k = {c['k']}, width {c['width']}: "
-          f"{step * 1000:.1f} ms, {result['tokens_per_second']:,.0f} tokens/s, {c['threads']} thread(s); "
-          f"one thread: {result['seconds_per_step_one_thread'] * 1000:.1f} ms")
-    print(f"Model FLOPs per step (matmuls): {flops['total'] / 1e9:.2f} G (forward {flops['forward'] / 1e9:.2f} G, "
-          f"backward {flops['backward'] / 1e9:.2f} G) -> {result['achieved_gflops']:.1f} GFLOP/s")
-    print(f"This machine's float32 matmul, {c['threads']} at once: {big:.1f} GFLOP/s at 2048^3 (best round "
-          f"{result['matmul_gflops_2048_best']:.1f}), {own:.1f} GFLOP/s at the model's shape "
-          f"{shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]} (one thread's slice)")
-    print(f"MFU: {100 * result['mfu_vs_2048_best']:.1f}% of the large matmul's best round, "
-          f"{100 * result['mfu_vs_2048']:.1f}% of the large matmul timed in the same round, "
-          f"{100 * result['mfu_vs_model_shape']:.1f}% of the model-shape matmul")
-    print(f"Python overhead (the same step on a tiny model; shares of the step, round by round): its {c['threads']} "
-          f"slice(s) one after the other in one thread {result['python_overhead_seconds'] * 1000:.1f} ms, "
-          f"{100 * result['python_overhead_share']:.1f}%; run by {c['threads']} thread(s) as a real step runs "
-          f"{result['python_overhead_in_threads_seconds'] * 1000:.1f} ms, "
-          f"{100 * result['python_overhead_in_threads_share']:.1f}%")
-    print("Where a one-thread step's time goes (exclusive time in rdmini's functions, wrapped from outside):")
-    for section, share in result["time_share"].items():
-        print(f"  {section:30s} {100 * share:5.1f}%")
-    print("Peak memory of one training step (tracemalloc):")
-    for rr, b in memory["r_at_k"].items():
-        print(f"  r = {rr:>2}, k = 4 : {b / 2**20:7.1f} MiB")
-    for kk, b in memory["k_at_r16"].items():
-        print(f"  r = 16, k = {kk:>2}: {b / 2**20:7.1f} MiB")
-
-
-# ============================================================================================
 # Training
 # ============================================================================================
 
@@ -567,15 +327,27 @@ def frontier_mask(logits, targets, mask):
     return mask & (np.arange(mask.shape[1]) <= first[:, None])                        # (B,T)
 
 
-def loss_and_grads(params, cfg, batch, r, k, state0, threads=1, frontier=False):
-    """One step's mean loss and gradients, the batch cut into `threads` slices computed side by side.
-    Why threads: numpy runs elementwise work (norms, softmax, gates: most of a step here) on one core,
-    and lets other threads run meanwhile. The loss is a mean over all scored answer positions of the batch,
-    so each slice divides by the whole batch's count, and the slices' losses and gradients simply add up.
-    They are added in a fixed order: a seed gives the same run for the same --threads.
-    frontier: score each problem only up to its first wrong answer (frontier_mask). A problem's mask needs
-    only its own forward, but `count`, the number of scored answers in the whole batch that every slice
-    divides by, needs all of them: so all forwards run before any backward."""
+def loss_and_grads(params, cfg, batch, r, k, state0, frontier=False):
+    """One training step's forward, loss and backward, as plainly as it can be written: -> (loss, grads).
+    frontier: score each problem only up to its first wrong answer (frontier_mask)."""
+    tokens, targets, mask = batch
+    logits, cache = rdmini.forward(params, cfg, tokens, r, k, state0=state0)        # forward: logits (B,T,V)
+    if frontier:
+        mask = frontier_mask(logits, targets, mask)                                 # (B,T): fewer answers scored
+    loss, dlogits = rdmini.cross_entropy(logits, targets, mask)                     # loss: a mean over the mask
+    grads = rdmini.backward(cache, dlogits)                                         # backward: {name: gradient}
+    return loss, grads
+
+
+def loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, frontier=False):
+    """loss_and_grads with the batch cut into `threads` slices computed side by side: the same sums, in
+    another order. Why threads: numpy runs elementwise work (norms, softmax, gates: most of a step here)
+    on one core, and lets other threads run meanwhile. The loss is a mean over all scored answers of the
+    batch, so each slice divides by the whole batch's count, and the slices' losses and gradients add up,
+    in a fixed order (a seed gives the same run for the same --threads). The frontier mask of a problem
+    needs only its own forward, but the count needs all of them: all forwards run before any backward."""
+    if threads == 1:
+        return loss_and_grads(params, cfg, batch, r, k, state0, frontier)
     tokens, targets, mask = batch
     slices = np.array_split(np.arange(len(tokens)), threads)    # row numbers: `threads` runs of ~B/threads
     outs = parallel_map(lambda rows: rdmini.forward(params, cfg, tokens[rows], r, k, state0=state0[rows]),
@@ -663,7 +435,8 @@ def train(args):
         return final_report(params, cfg, args, out_dir, {"step": step})
     total = args.steps
     print(f"Training {n_params:,} parameters: {cfg.n_prelude} prelude + {cfg.n_core} core x r + {cfg.n_coda} "
-          f"coda blocks, width {cfg.width}; r ~ mean {args.mean_r} (at most {args.max_r}), k = {args.k}; "
+          f"coda blocks, width {cfg.width}" + (f", attention window {cfg.window}" if cfg.window else "")
+          + f"; r ~ mean {args.mean_r} (at most {args.max_r}), k = {args.k}; "
           f"{total} steps of {args.batch} {args.task} problems of size {args.n_ops} (and their prefixes); "
           + ("each scored up to its first wrong answer (--loss frontier)" if args.loss == "frontier"
              else "every answer scored (--loss all)"))
@@ -683,9 +456,13 @@ def train(args):
         batch = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
         tokens = batch[0]
         state0 = rdmini.initial_state(cfg, tokens.shape + (cfg.width,), rngs["noise"])   # s_0: (B,T,h)
-        loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, args.threads, args.loss == "frontier")
+        frontier = args.loss == "frontier"
+        if args.threads == 1:                                        # forward, loss, backward
+            loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, frontier)
+        else:                                                        # the same, in slices side by side
+            loss, grads = loss_and_grads_threaded(params, cfg, batch, r, args.k, state0, args.threads, frontier)
         lr = rdmini.learning_rate(step, total, args.lr, args.warmup)
-        norm = rdmini.adamw_update(params, grads, opt, lr, betas=(0.9, 0.98), weight_decay=args.weight_decay)
+        norm = rdmini.adamw_update(params, grads, opt, lr, betas=(0.9, 0.98), weight_decay=args.weight_decay)  # update
         if not (math.isfinite(loss) and math.isfinite(norm)):
             print(f"error: the loss became non-finite at step {step} (loss {loss}, gradient norm {norm}). "
                   f"The checkpoint in {path} is the last good one{'' if last_good is not None else ' (none yet)'}; "
@@ -881,286 +658,18 @@ def compare(summary, reference, name):
               "spread: the two ranges overlap, so these seeds cannot tell the two apart.")
 
 
-# ============================================================================================
-# Inference (--think, --trajectories, --inference-report): the KV cache, adaptive exit, inside the loop
-# ============================================================================================
-
-def load_model(args):
-    """The checkpoint in --out, for inference only: (params, cfg). It must be a running-task model."""
-    path = os.path.join(args.out, "checkpoint.npz")
-    params, cfg, state = rdmini.load_checkpoint(path)
-    if "run" not in state:
-        raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
-    if state["run"]["task"] != "running":
-        raise ValueError(f"{path} was trained on the {state['run']['task']} task; this view needs the running task")
-    return params, cfg
+# The lab recipe (--lab): a run of about a minute and a half on 2 cores where the recurrence is needed and
+# every seed measured learns the rule (tutorial, section 6). Flags given beside --lab override these.
+LAB = {"n_ops": 6, "window": 2, "steps": 2000, "out": os.path.join("runs", "lab")}
 
 
-def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0,
-           read="latest"):
-    """Equal-length problems fed one token at a time through the KV cache, as if typed: each
-    answer is read as soon as its token arrives. -> (answers, core steps per token (B,T)).
-    s_0 is one draw (B,T,h) from default_rng(seed), given token by token, so with m = None and threshold
-    None the answers are evaluate()'s (same s_0 for up to 500 problems): the cache changes nothing."""
-    for problem in problems:
-        check_problem(problem, cfg)
-    if len({len(p) for p in problems}) != 1:
-        raise ValueError("stream() needs problems of one length")
-    tokens, _, mask = encode(problems)
-    B, T = tokens.shape
-    state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
-    cache = rdmini.new_cache(cfg, B, r, m, capacity=T, read=read)
-    logits, steps = [], []
-    for t in range(T):
-        lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,
-                             continuous)
-        logits.append(lg)
-        steps.append(st)
-    guess = np.concatenate(logits, axis=1).argmax(-1)                         # (B,T)
-    return [answer_text(g[mask[0]]) for g in guess], np.concatenate(steps, axis=1)
-
-
-def spaced(cells, width=4):
-    """One row of the --think display: a column of `width` characters per token of the problem."""
-    return "".join(f"{c:>{width}}" for c in cells)
-
-
-def think(args):
-    """Print the running values decoded from s_i at every step i = 1..r, then stream the problem through
-    the KV cache with adaptive exit and print the steps each token used. A long problem (over 12 tokens)
-    gets one character per position, so that a 48-operation chain still fits on a line."""
-    params, cfg = load_model(args)
-    problem, r = args.think, args.r
-    check_problem(problem, cfg)
-    truth = running_values(problem)
-    tokens, _, mask = encode([problem])
-    width = 4 if len(truth) <= 12 else 1
-    header = layout(problem)[0] if width > 1 else [str(j % 10) for j in range(len(truth))]    # long: a ruler
-    by_r = rdmini.logits_by_r(params, cfg, tokens, set(range(1, r + 1)), rng=np.random.default_rng(0))
-    print(f"{problem} evaluated left to right mod 10 has running values {truth}. Decoded from the state s_i after "
-          f"each core step i\n(the digit when right, '.' when wrong), the frontier of right values moves right:\n")
-    print("        " + spaced(header, width) + ("   (position mod 10)" if width == 1 else ""))
-    print("truth   " + spaced(truth, width))
-    for i in range(1, r + 1):
-        guess = answer_text(by_r[i][0].argmax(-1)[mask[0]])
-        marks = [g if g == t else "." for g, t in zip(guess, truth)]
-        right = sum(g == t for g, t in zip(guess, truth))
-        print(f"step {i:2d} " + spaced(marks, width) + f"   {right}/{len(truth)} right"
-              + (f", model says {guess}" if width > 1 else ""))
-    m, read = args.cache_budget, args.read_rule
-    answer, steps = stream(params, cfg, [problem], r, m, args.exit_threshold, args.exit_criterion, args.continuous_cot,
-                           read=read)
-    crit = "KL(p_i-1 || p_i)" if args.exit_criterion == "kl" else "||s_i - s_i-1|| / ||s_i||"
-    cache = ("1 core slot: a token reads the last entry of every earlier one" if m == 1 else
-             f"{'no sharing' if m is None else f'{m} core slots'}, read rule {read}")
-    print(f"\nStreamed one token at a time through the KV cache ({cache}"
-          f"{', continuous chain of thought' if args.continuous_cot else ''});\na token stops when {crit} < "
-          f"{args.exit_threshold:g}, at most r = {r}:\n")
-    if width > 1:
-        print("        " + spaced(layout(problem)[0]))
-        print("steps   " + spaced(steps[0]))
-        print("answer  " + spaced(answer[0]) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
-              f"right; mean {steps[0].mean():.1f} steps per token")
-    else:
-        print("steps   " + (spaced(steps[0], 1) if steps.max() < 10 else " ".join(str(x) for x in steps[0])))
-        print("answer  " + spaced(answer[0], 1) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
-              f"right; mean {steps[0].mean():.1f} steps per token")
-
-
-def classify_trajectory(traj, window=16, still=0.01, drift=0.5):
-    """A state trajectory (steps, h) -> 'fixed point', 'slider' or 'orbit'. The numbers:
-    fixed point: over the last `window` steps the path length is under `still` (1%) of the state's mean norm;
-    otherwise, over the last half of the trajectory (at least `window` steps):
-    slider: the net displacement is at least `drift` (half) of the path length: it keeps going one way;
-    orbit:  it keeps moving, but nets less than half its path: it comes back near where it was.
-    (An orbit slower than the window looks like a slider: a longer trajectory tells them apart.)"""
-    traj = np.asarray(traj, dtype=np.float64)
-    if traj.ndim != 2 or len(traj) < window + 1:
-        raise ValueError(f"a trajectory must be (steps, h) with at least {window + 1} steps, got shape {traj.shape}")
-    moves = np.linalg.norm(np.diff(traj, axis=0), axis=1)                     # (steps-1,): length of each step
-    if moves[-window:].sum() < still * np.linalg.norm(traj[-window:], axis=1).mean():
-        return "fixed point"
-    n = max(window, len(moves) // 2)
-    net = np.linalg.norm(traj[-1] - traj[-1 - n])
-    return "slider" if net >= drift * moves[-n:].sum() else "orbit"
-
-
-KINDS = ("fixed point", "orbit", "slider")
-
-
-def trajectories(params, cfg, problems, steps):
-    """Run `steps` core steps on equal-length problems; PCA of every token's normalised state over steps
-    1..steps; each token classified. -> dict of arrays and labels (what --trajectories prints and plots)."""
-    tokens = encode(problems)[0]
-    states = rdmini.trace_states(params, cfg, tokens, steps, rng=np.random.default_rng(0))[1:]   # (r,B,T,h)
-    states = states / np.sqrt(np.mean(states * states, axis=-1, keepdims=True))   # unit RMS: shape, not size
-    traj = states.transpose(1, 2, 0, 3).reshape(-1, steps, cfg.width).astype(np.float64)   # (B*T, r, h)
-    flat = traj.reshape(-1, cfg.width)                                                      # (B*T*r, h)
-    _, sv, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
-    proj = (traj - traj.mean(axis=1, keepdims=True)) @ vt[:6].T   # each token centred on its own mean: (B*T, r, 6)
-    dist = np.linalg.norm(traj - traj[:, -1:], axis=-1) / np.linalg.norm(traj[:, -1:], axis=-1)   # (B*T, r): to s*
-    where = [(p, t, tok) for p in problems for t, tok in enumerate(layout(p)[0])]     # (problem, position, token)
-    return {"kinds": [classify_trajectory(x) for x in traj], "where": where, "proj": proj, "dist": dist,
-            "explained": sv[:6] ** 2 / np.sum(sv ** 2)}
-
-
-def plot_trajectories(out, folder):
-    """PNG figures of trajectories(): PCA component pairs of a few tokens of each kind, and convergence."""
-    import matplotlib                    # imported here only: nothing else needs it
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    os.makedirs(folder, exist_ok=True)
-    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
-    fig, axes = plt.subplots(len(picks), 3, figsize=(10, 3 * len(picks)), squeeze=False)
-    for row, i in enumerate(picks):
-        problem, t, tok = out["where"][i]
-        for col in range(3):
-            x, y = out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]
-            ax = axes[row, col]
-            ax.plot(x, y, "-", lw=0.8)
-            ax.scatter(x, y, c=np.arange(len(x)), s=8, cmap="viridis")     # colour: step, dark = early
-            ax.set_title(f"{out['kinds'][i]}: '{tok}' at {t} of {problem}", fontsize=8)
-            ax.set_xlabel(f"PC{2 * col + 1}")
-            ax.set_ylabel(f"PC{2 * col + 2}")
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, "trajectories_pca.png"), dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(10, 6))
-    dist = out["dist"][:, :-1]                   # the last step is s* itself: distance 0
-    im = ax.imshow(np.log10(dist + 1e-12), aspect="auto", cmap="magma",
-                   extent=(0.5, dist.shape[1] + 0.5, dist.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
-    ax.set_xlabel("core step i")
-    ax.set_ylabel("token (problems one after another)")
-    ax.set_title("log10 ||s_i - s*|| / ||s*||, s* = the state at the last step")
-    fig.colorbar(im)
-    fig.savefig(os.path.join(folder, "convergence.png"), dpi=100)
-    plt.close(fig)
-    return [os.path.join(folder, n) for n in ("trajectories_pca.png", "convergence.png")]
-
-
-def trajectory_problems(cfg):
-    """A few held-out problems of 8 operations (fewer if the model reads less)."""
-    n_ops = min(8, cfg.max_seq_len - 1)
-    return random_problems(np.random.default_rng(EVAL_SEED), 6, n_ops)
-
-
-def show_trajectories(args):
-    params, cfg = load_model(args)
-    problems = trajectory_problems(cfg)
-    out = trajectories(params, cfg, problems, args.traj_steps)
-    print(f"{len(out['kinds'])} tokens ({len(problems)} problems), {args.traj_steps} core steps each. "
-          f"PCA of the normalised states: the first 6 components explain "
-          + ", ".join(f"{100 * e:.1f}%" for e in out["explained"]))
-    print("Distance to s* (the last state), relative, mean over tokens: "
-          + ", ".join(f"step {i}: {out['dist'][:, i - 1].mean():.2g}" for i in (1, 2, 4, 8, 16, 32, 64)
-                      if i <= args.traj_steps))
-    for kind in KINDS:
-        ids = [i for i, k in enumerate(out["kinds"]) if k == kind]
-        examples = ", ".join(f"'{tok}' at {t} of {p}" for p, t, tok in (out["where"][i] for i in ids[:3]))
-        print(f"  {kind:12s} {len(ids):4d} tokens{'  e.g. ' + examples if ids else ''}")
-    if args.plot:
-        try:
-            files = plot_trajectories(out, args.figures)
-        except ImportError:
-            print("error: --plot needs matplotlib, which is not installed: pip install matplotlib "
-                  "(the numbers above do not need it)", file=sys.stderr)
-            sys.exit(2)
-        print("Wrote " + ", ".join(files))
-    return out
-
-
-EXITS = (None, ("kl", 5e-4), ("kl", 1e-4), ("state", 1e-2), ("state", 1e-3))   # None: every token runs r steps
-
-
-def exit_name(ex):
-    return "none" if ex is None else f"{ex[0]} < {ex[1]:g}"
-
-
-def inference_grid(params, cfg, problems, r, progress=None):
-    """Stream the problems through the KV cache in every setting: cache budget m in {r, 4, 2, 1}, read rule,
-    exit criterion (EXITS), continuous chain of thought off and on. -> rows of dicts, one per setting, with
-    the fraction of problems all right and the mean core steps per token. (With m = 1 the two read rules
-    read the same entries, so m = 1 is run once, under the name "latest".)"""
-    truths = [running_values(p) for p in problems]
-    settings = [(m, read, ex, cot) for ex in EXITS for cot in (False, True) for m in (r, 4, 2, 1)
-                for read in rdmini.READ_RULES if not (m == 1 and read != "latest")]
-    rows = []
-    for n, (m, read, ex, cot) in enumerate(settings):
-        threshold, criterion = (None, "kl") if ex is None else (ex[1], ex[0])
-        answers, steps = stream(params, cfg, problems, r, m, threshold, criterion, cot, read=read)
-        rows.append({"m": m, "read": read, "exit": exit_name(ex), "continuous_cot": cot,
-                     "accuracy": float(np.mean([a == t for a, t in zip(answers, truths)])),
-                     "mean_steps": float(steps.mean()), "steps_by_position": [float(x) for x in steps.mean(axis=0)]})
-        if progress and ((n + 1) % 10 == 0 or n + 1 == len(settings)):        # a line every 10 settings
-            progress(n + 1, len(settings))
-    return rows
-
-
-def best_setting(rows, keep=0.995):
-    """The setting with exit that keeps at least `keep` of the fixed-r accuracy (m = r, latest, no exit, no
-    CoT) at the fewest mean steps per token; ties go to the smaller cache. -> (row, the fixed row)."""
-    fixed = next(x for x in rows if x["exit"] == "none" and x["read"] == "latest" and not x["continuous_cot"]
-                 and x["m"] == max(y["m"] for y in rows))
-    kept = [x for x in rows if x["exit"] != "none" and x["accuracy"] >= keep * fixed["accuracy"]]
-    return (min(kept, key=lambda x: (x["mean_steps"], x["m"])) if kept else None), fixed
-
-
-def print_grid(rows, r, n_ops):
-    cols = sorted({(x["m"], x["read"]) for x in rows}, key=lambda c: (-c[0], rdmini.READ_RULES.index(c[1])))
-    names = [f"m={m} {read}" if m > 1 else "m=1 (either)" for m, read in cols]
-    print(f"\n{n_ops} operations, r = {r}: all right / mean core steps per token")
-    print(f"{'exit':13s} {'CoT':3s} | " + " | ".join(f"{n:>16s}" for n in names))
-    for ex in EXITS:
-        for cot in (False, True):
-            cells = {(x["m"], x["read"]): x for x in rows if x["exit"] == exit_name(ex) and x["continuous_cot"] == cot}
-            print(f"{exit_name(ex):13s} {'on' if cot else 'off':3s} | " + " | ".join(
-                f"{cells[c]['accuracy']:.3f} {cells[c]['mean_steps']:5.2f}".rjust(16) for c in cols))
-
-
-def inference_report(args):
-    """Measure the cache, its sharing, its read rule and adaptive exit on held-out problems of the trained
-    length and a longer one; print and save inference.json."""
-    params, cfg = load_model(args)
-    t_start = time.time()
-    n_ops = min(8, cfg.max_seq_len - 1)
-    T, n = problem_tokens(n_ops), min(300, args.eval_problems)
-    res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "grid": {}}
-    print(f"KV cache for one problem of {T} tokens (batch 1, {cfg.dtype}), bytes:")
-    print("    r | no sharing | m = 4 shared | m = 1")
-    for r in (4, 16, 64):
-        full, shared, one = (rdmini.cache_bytes(rdmini.new_cache(cfg, 1, r, m, capacity=T)) for m in (None, 4, 1))
-        res["cache_bytes"][str(r)] = {"unshared": full, "m4": shared, "m1": one}
-        print(f"{r:5d} | {full:10,d} | {shared:12,d} | {one:8,d}")
-    r = 16
-    for size in sorted({n_ops, min(n_ops + 4, cfg.max_seq_len - 1)}):
-        problems = random_problems(np.random.default_rng(EVAL_SEED), n, size)
-        print(f"\nStreaming {n} held-out problems of {size} operations token by token, every setting:", flush=True)
-        rows = inference_grid(params, cfg, problems, r, progress=lambda done, total: print(
-            f"  {done} of {total} settings, {time.time() - t_start:.0f} s", flush=True))
-        print_grid(rows, r, size)
-        best, fixed = best_setting(rows)
-        res["grid"][str(size)] = {"r": r, "rows": rows,
-                                  "best": best, "fixed_accuracy": fixed["accuracy"]}
-        if best is None:
-            print(f"No setting with exit keeps 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
-        else:
-            print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): "
-                  f"m = {best['m']}, {best['read']}, exit {best['exit']}, "
-                  f"CoT {'on' if best['continuous_cot'] else 'off'}: "
-                  f"{best['accuracy']:.3f} all right, {best['mean_steps']:.2f} steps per token; by position "
-                  + " ".join(f"{x:.1f}" for x in best["steps_by_position"]))
-    out = trajectories(params, cfg, trajectory_problems(cfg), 128)
-    res["trajectories"] = {kind: out["kinds"].count(kind) for kind in KINDS}
-    print(f"\nTrajectories over 128 steps of {len(out['kinds'])} tokens: "
-          + ", ".join(f"{c} {kind}s" for kind, c in res["trajectories"].items()))
-    res["seconds"] = round(time.time() - t_start, 1)
-    print(f"\nSaved {save_json(res, args.out, 'inference.json')} ({res['seconds']} s)")
-    return res
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def make_parser(description=None):
+    """The recipe's and the run's flags; bench.py adds its own to this parser."""
+    p = argparse.ArgumentParser(description=description or __doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--lab", action="store_true",
+                   help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
+                        + "; any of these flags given beside it wins")
     p.add_argument("--steps", type=int, default=None,
                    help="total training steps (default 5000; with --resume, the total the run was started with)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
@@ -1177,8 +686,8 @@ def parse_args(argv):
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
     p.add_argument("--window", type=int, default=0,
-                   help="attention window: each position sees itself and the window - 1 positions before it "
-                        "(try 4 for problems longer than trained); 0: the whole prefix, as Huginn")
+                   help="attention window: each position sees itself and the window - 1 positions before it; "
+                        "0: the whole prefix, as Huginn")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--threads", type=int, default=2,
                    help="threads that share each batch (one per core is fastest); part of the run: the same "
@@ -1199,41 +708,28 @@ def parse_args(argv):
     p.add_argument("--jobs", type=int, default=None,
                    help="--seeds: runs at once (default: the cores divided by --threads)")
     p.add_argument("--compare", metavar="REFERENCE", default=None,
-                   help="--seeds: compare with the summary.json in REFERENCE (a folder or the file)")
+                   help="--seeds: compare with the summary.json in REFERENCE (a folder or the file; "
+                        "docs/lab_reference.json is --lab's over seeds 0-9)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--stop-at", type=int, default=None, help="stop and save at this step, as Ctrl-C would")
     p.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint in --out")
     p.add_argument("--log-every", type=int, default=100, help="steps between progress lines")
     p.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
-    p.add_argument("--eval-problems", type=int, default=2000,
-                   help="held-out problems in the final table (--inference-report: at most 300)")
-    p.add_argument("--bench", action="store_true", help="measure speed and memory instead of training")
-    p.add_argument("--bench-steps", type=int, default=20,
-                   help="--bench: rounds of timing, each one training step and the other figures in turn "
-                        "(and half as many steps, at least 3, for the profile split)")
-    p.add_argument("--think", metavar="PROBLEM", default=None,
-                   help="load the checkpoint in --out and show it thinking about PROBLEM, step 1..--r, then "
-                        "streamed token by token through the KV cache with adaptive exit")
-    p.add_argument("--exit-threshold", type=float, default=5e-4,
-                   help="--think's adaptive exit: a token stops below this (--inference-report measures several)")
-    p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
-                   help="--think's adaptive exit: KL between consecutive steps' predictions, or relative state change")
-    p.add_argument("--cache-budget", type=int, default=1,
-                   help="--think: core KV-cache slots m; with 1 every token reads the last entry of every earlier "
-                        "one (tutorial, section 4.3); 0: m = r, a slot per step")
-    p.add_argument("--read-rule", choices=rdmini.READ_RULES, default="latest",
-                   help="--think: which entry of an earlier token a token reads at step i: the one in slot i %% m "
-                        "(latest), or the deepest it has (always-last)")
-    p.add_argument("--continuous-cot", action="store_true",
-                   help="--think: start each token's s_0 from the previous token's final state")
-    p.add_argument("--trajectories", action="store_true",
-                   help="classify the latent state trajectories (fixed point, orbit, slider) of a few problems")
-    p.add_argument("--traj-steps", type=int, default=128, help="--trajectories: core steps to run")
-    p.add_argument("--plot", action="store_true", help="--trajectories: write PNG figures (needs matplotlib)")
-    p.add_argument("--figures", default="figures", help="folder for --plot's figures")
-    p.add_argument("--inference-report", action="store_true",
-                   help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
+    p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table")
+    return p
+
+
+def parse_args(argv, p=None):
+    p = p or make_parser()
     args = p.parse_args(argv)
+    if args.lab:                       # the lab's defaults, then the command line again: what it names wins
+        p.set_defaults(**LAB)
+        args = p.parse_args(argv)
+    return check_args(p, args)
+
+
+def check_args(p, args):
+    """Refuse bad settings up front, each with one line that names the flag (argparse's error: exit 2)."""
     if args.steps is None and not args.resume:
         args.steps = 5000
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
@@ -1249,23 +745,14 @@ def parse_args(argv):
         p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
                 "each thread takes a slice of the batch")
     for name, value in vars(args).items():           # nan compares False with everything: refuse it by name
-        if isinstance(value, float) and not math.isfinite(value) and name != "exit_threshold":
+        if isinstance(value, float) and not math.isfinite(value):
             p.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
-    if not args.exit_threshold >= 0:
-        p.error(f"--exit-threshold must be >= 0, got {args.exit_threshold}")
-    if args.cache_budget < 0:
-        p.error(f"--cache-budget must be >= 0 (0: a slot per step), got {args.cache_budget}")
-    args.cache_budget = args.cache_budget or None
     if args.compare and args.seeds is None:
         p.error("--compare goes with --seeds: run the variant over several seeds to compare it")
-    if args.seeds is not None and (args.resume or args.eval_only or args.stop_at is not None or args.bench
-                                   or args.think or args.trajectories or args.inference_report):
-        p.error("--seeds trains new runs to the end: it does not go with --resume, --eval-only, --stop-at, "
-                "--bench or the inference views")
-    if args.traj_steps < 17:
-        p.error(f"--traj-steps must be >= 17 (the classifier looks at the last 16 steps), got {args.traj_steps}")
+    if args.seeds is not None and (args.resume or args.eval_only or args.stop_at is not None):
+        p.error("--seeds trains new runs to the end: it does not go with --resume, --eval-only or --stop-at")
     return args
 
 
@@ -1286,18 +773,10 @@ def main(argv=None):
     args = parse_args(argv)
     keep_freed_memory()
     try:
-        if args.bench or not (args.think or args.trajectories or args.inference_report or args.eval_only):
+        if not args.eval_only:
             check_out_folder(args.out)
         if args.seeds is not None:
             return run_seeds(args, argv)
-        if args.bench:
-            return bench(args)
-        if args.think is not None:
-            return think(args)
-        if args.trajectories:
-            return show_trajectories(args)
-        if args.inference_report:
-            return inference_report(args)
         return train(args)
     except ValueError as err:          # bad checkpoints and bad settings: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Inference: the KV cache gives forward()'s numbers, cache sharing, adaptive exit and its latest-entry rule,
-continuous chain of thought, the trajectory classifier, and the --think / --trajectories / --inference-report
-command lines."""
+continuous chain of thought, the trajectory classifier, and think.py's command
+lines (a problem, --trajectories, --report)."""
 import importlib.util
 import json
 import re
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import rdmini
+import think
 import train_toy as tt
 
 
@@ -267,15 +268,15 @@ def synthetic(kind, steps=64, h=16, seed=0):
     return centre + 0.05 * k * direction / np.linalg.norm(direction) + 1e-3 * rng.standard_normal((steps, h))
 
 
-@pytest.mark.parametrize("kind", tt.KINDS)
+@pytest.mark.parametrize("kind", think.KINDS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_trajectory_classifier_on_synthetic_trajectories(kind, seed):
-    assert tt.classify_trajectory(synthetic(kind, seed=seed)) == kind
+    assert think.classify_trajectory(synthetic(kind, seed=seed)) == kind
 
 
 def test_trajectory_classifier_refuses_short_trajectories():
     with pytest.raises(ValueError, match="at least 17 steps"):
-        tt.classify_trajectory(np.zeros((10, 4)))
+        think.classify_trajectory(np.zeros((10, 4)))
 
 
 @pytest.mark.parametrize("call, message", [
@@ -300,7 +301,7 @@ def test_bad_input_is_refused(make_cfg, make_params, call, message):
         call(make_params(cfg), cfg)
 
 
-# ---- train_toy: streaming, --think, --trajectories, --inference-report on a tiny untrained checkpoint ----
+# ---- think.py: streaming, a problem, --trajectories, --report on a tiny untrained checkpoint ----
 
 @pytest.fixture
 def toy(tmp_path):
@@ -314,29 +315,29 @@ def toy(tmp_path):
 def test_streaming_problems_gives_evaluate_s_answers(toy):
     params, cfg, _ = toy
     problems = tt.random_problems(np.random.default_rng(0), 20, 2)
-    answers, steps = tt.stream(params, cfg, problems, 3)
+    answers, steps = think.stream(params, cfg, problems, 3)
     assert answers == tt.evaluate(params, cfg, problems, [3])[3][2] and (steps == 3).all()
     with pytest.raises(ValueError, match="characters"):
-        tt.stream(params, cfg, ["3+a"], 3)
+        think.stream(params, cfg, ["3+a"], 3)
 
 
 @pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate"),
                                               ("3+5*2-7+1*3", "at most 5")])
 def test_think_refuses_a_problem_it_cannot_read(toy, capsys, problem, message):
     with pytest.raises(SystemExit) as err:
-        tt.main(["--think", problem, "--out", toy[2]])
+        think.main([problem, "--out", toy[2]])
     lines = capsys.readouterr().err.strip().splitlines()
     assert err.value.code == 2 and len(lines) == 1 and message in lines[0]
 
 
 def test_think_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
-        tt.main(["--think", "3+5", "--out", str(tmp_path)])
+        think.main(["3+5", "--out", str(tmp_path)])
     assert err.value.code == 2 and "does not exist" in capsys.readouterr().err
 
 
 def test_think_prints_one_row_per_step_and_the_steps_used(toy, capsys):
-    tt.main(["--think", "3+5*2", "--out", toy[2], "--r", "5", "--exit-threshold", "0"])
+    think.main(["3+5*2", "--out", toy[2], "--r", "5", "--exit-threshold", "0"])
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("step ")]
     assert len(rows) == 5 and all("/3 right" in row for row in rows)
@@ -349,11 +350,11 @@ def test_trajectories_and_plot(toy, tmp_path, capsys):
     argv = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(figures)]
     if importlib.util.find_spec("matplotlib") is None:
         with pytest.raises(SystemExit) as err:
-            tt.main(argv)
+            think.main(argv)
         captured = capsys.readouterr()
         assert err.value.code == 2 and "pip install matplotlib" in captured.err
     else:
-        tt.main(argv)
+        think.main(argv)
         captured = capsys.readouterr()
         assert (figures / "trajectories_pca.png").exists() and (figures / "convergence.png").exists()
     counts = dict(re.findall(r"^  (fixed point|orbit|slider) +(\d+) tokens", captured.out, re.M))
@@ -363,7 +364,7 @@ def test_trajectories_and_plot(toy, tmp_path, capsys):
 
 def test_inference_report(toy):
     params, cfg, out = toy
-    tt.main(["--inference-report", "--out", out, "--eval-problems", "8"])
+    think.main(["--report", "--out", out, "--eval-problems", "8"])
     saved = json.load(open(out + "/inference.json"))
     size = saved["cache_bytes"]
     assert size["64"]["m4"] == size["16"]["m4"] == size["4"]["unshared"] < size["16"]["unshared"]
@@ -374,7 +375,7 @@ def test_inference_report(toy):
     problems = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 8, saved["n_ops"])
     grid = saved["grid"][str(saved["n_ops"])]
     rows = grid["rows"]
-    assert len(rows) == len(tt.EXITS) * 2 * 7          # exits x CoT x (m = 16, 4, 2 by two read rules, and m = 1)
+    assert len(rows) == len(think.EXITS) * 2 * 7          # exits x CoT x (m = 16, 4, 2 by two read rules, and m = 1)
     fixed = [x for x in rows if x["m"] == 16 and x["read"] == "latest" and x["exit"] == "none" and not x["continuous_cot"]]
     assert fixed[0]["accuracy"] == grid["fixed_accuracy"] == tt.evaluate(params, cfg, problems, [16])[16][0]
     assert all(x["mean_steps"] == 16 for x in rows if x["exit"] == "none")
@@ -387,5 +388,5 @@ def test_best_setting_keeps_the_answers_at_the_fewest_steps():
     rows = [row(16, "latest", "none", 0.98, 16), row(16, "latest", "kl < 0.0005", 0.90, 3.0),
             row(16, "always-last", "kl < 0.0005", 0.976, 2.4), row(1, "latest", "kl < 0.0005", 0.976, 2.4),
             row(1, "latest", "state < 0.01", 0.98, 6.0), row(4, "latest", "kl < 0.0001", 0.97, 2.0)]
-    best, fixed = tt.best_setting(rows)
+    best, fixed = think.best_setting(rows)
     assert fixed is rows[0] and best is rows[3]         # 0.97 < 0.995 * 0.98; a tie in steps goes to m = 1

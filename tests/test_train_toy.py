@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import rdmini
+import bench
+import think
 import train_toy as tt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,13 +135,13 @@ def test_threads_split_the_batch_without_changing_loss_or_gradients(frontier):
     rng = np.random.default_rng(0)
     batch = tt.encode(tt.random_problems(rng, 3, 1) + tt.random_problems(rng, 2, 3))   # padded: masks differ
     state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
-    loss1, grads1 = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads=1, frontier=frontier)
+    loss1, grads1 = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, frontier=frontier)
     logits, cache = rdmini.forward(params, cfg, batch[0], 3, 2, state0=state0)
     mask = tt.frontier_mask(logits, batch[1], batch[2]) if frontier else batch[2]
     assert frontier == (mask.sum() < batch[2].sum())         # an untrained model: the frontier drops answers
     assert loss1 == rdmini.cross_entropy(logits, batch[1], mask)[0]
     for threads in (2, 3):
-        loss, grads = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, threads, frontier)
+        loss, grads = tt.loss_and_grads_threaded(params, cfg, batch, 3, 2, state0, threads, frontier)
         assert abs(loss - loss1) < 1e-12
         for name in grads1:
             assert np.allclose(grads[name], grads1[name], rtol=1e-10, atol=1e-13), (threads, name)
@@ -229,13 +231,38 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
     (["--weight-decay", "inf"], "--weight-decay must be a finite number"),
     (["--window", "-1"], "--window must be >= 0"),
-    (["--read-rule", "first"], "invalid choice: 'first'"),
+    (["--compare", "runs/x"], "--compare goes with --seeds"),
 ])
 def test_bad_command_line_values_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as err:
         tt.parse_args(args)
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["3+5", "--read-rule", "first"], "invalid choice: 'first'"),
+    (["3+5", "--cache-budget", "-1"], "--cache-budget must be >= 0"),
+    (["--trajectories", "--traj-steps", "5"], "--traj-steps must be >= 17"),
+    ([], "give one of"),
+    (["3+5", "--report"], "give one of"),
+])
+def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        think.parse_args(args)
+    assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
+    plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
+    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, None, 5000, os.path.join("runs", "toy"))
+    assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2000, os.path.join("runs", "lab"))
+    assert tt.LAB == {"n_ops": 6, "window": 2, "steps": 2000, "out": os.path.join("runs", "lab")}
+    norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
+    assert (norec.mean_r, norec.k, norec.steps, norec.window, norec.n_ops) == (1, 1, 3000, None, 6)
+    assert tt.parse_args(["--n-ops", "5", "--lab"]).n_ops == 5             # before or after --lab alike
+    assert {k: getattr(lab, k) for k in ("lr", "batch", "mean_r", "k", "width")} == \
+           {k: getattr(plain, k) for k in ("lr", "batch", "mean_r", "k", "width")}
 
 
 def test_a_run_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsys):
@@ -275,7 +302,7 @@ def test_flop_count_by_hand():
              + 2 * N * 6 * 4       # down
              + 2 * 2 * B * 3 * 3 * 4)  # q k^T and att v: B x (3x4) @ (4x3), B x (3x3) @ (3x4)
     adapter, unembed = 2 * N * 8 * 4, 2 * N * 4 * 5
-    f = tt.count_flops(cfg, B, T, r=5, k=2)
+    f = bench.count_flops(cfg, B, T, r=5, k=2)
     assert f["forward"] == 2 * block + unembed + 5 * (block + adapter)
     assert f["backward"] == 2 * (2 * block + unembed + 2 * (block + adapter))
     assert f["total"] == f["forward"] + f["backward"]
@@ -285,14 +312,14 @@ def test_bench_measures_in_turns():
     # each round takes every timer's measurements before the next round starts: figures taken side by side
     calls = []
     tasks = {"a": (lambda: calls.append("a") or 1.0, 1), "b": (lambda: calls.append("b") or 2.0, 2)}
-    got = tt.measure_in_turns(tasks, rounds=3)
+    got = bench.measure_in_turns(tasks, rounds=3)
     assert calls == ["a", "b", "b"] * 3
     assert got == {"a": [1.0] * 3, "b": [2.0] * 6}
 
 
 def test_bench_quick_mode(tmp_path):
     """The benchmark runs end to end on a tiny model (no timing assertions: it must just not rot)."""
-    res = tt.main(["--bench", "--bench-steps", "2", "--width", "8", "--heads", "2", "--batch", "2",
+    res = bench.main(["--bench-steps", "2", "--width", "8", "--heads", "2", "--batch", "2",
                    "--n-ops", "2", "--out", str(tmp_path)])
     saved = json.load(open(tmp_path / "bench.json"))
     assert saved["seconds_per_step"] > 0 and saved["flops_per_step"]["total"] == res["flops_per_step"]["total"]

@@ -1,0 +1,351 @@
+"""think.py: watch a trained model think, and measure its inference: the KV cache, adaptive exit.
+
+    python think.py 3+5*2-7            # the running values decoded after every core step, then streamed
+    python think.py --trajectories     # the latent state's path: fixed point, orbit or slider (--plot: PNGs)
+    python think.py --report           # the cache, its sharing and adaptive exit over held-out problems
+
+It reads the checkpoint in --out (default runs/toy, what `python train_toy.py` writes).
+"""
+import argparse
+import os
+import sys
+import time
+
+from train_toy import (EVAL_SEED, answer_text, check_problem, encode, layout, problem_tokens, random_problems,
+                       running_values, save_json)   # first: it sets the BLAS threads before numpy loads
+import numpy as np  # noqa: E402
+
+import rdmini  # noqa: E402
+
+
+def load_model(args):
+    """The checkpoint in --out, for inference only: (params, cfg). It must be a running-task model."""
+    path = os.path.join(args.out, "checkpoint.npz")
+    params, cfg, state = rdmini.load_checkpoint(path)
+    if "run" not in state:
+        raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
+    if state["run"]["task"] != "running":
+        raise ValueError(f"{path} was trained on the {state['run']['task']} task; this view needs the running task")
+    return params, cfg
+
+
+def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0,
+           read="latest"):
+    """Equal-length problems fed one token at a time through the KV cache, as if typed: each
+    answer is read as soon as its token arrives. -> (answers, core steps per token (B,T)).
+    s_0 is one draw (B,T,h) from default_rng(seed), given token by token, so with m = None and threshold
+    None the answers are evaluate()'s (same s_0 for up to 500 problems): the cache changes nothing."""
+    for problem in problems:
+        check_problem(problem, cfg)
+    if len({len(p) for p in problems}) != 1:
+        raise ValueError("stream() needs problems of one length")
+    tokens, _, mask = encode(problems)
+    B, T = tokens.shape
+    state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
+    cache = rdmini.new_cache(cfg, B, r, m, capacity=T, read=read)
+    logits, steps = [], []
+    for t in range(T):
+        lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,
+                             continuous)
+        logits.append(lg)
+        steps.append(st)
+    guess = np.concatenate(logits, axis=1).argmax(-1)                         # (B,T)
+    return [answer_text(g[mask[0]]) for g in guess], np.concatenate(steps, axis=1)
+
+
+def spaced(cells, width=4):
+    """One row of the --think display: a column of `width` characters per token of the problem."""
+    return "".join(f"{c:>{width}}" for c in cells)
+
+
+def think(args):
+    """Print the running values decoded from s_i at every step i = 1..r, then stream the problem through
+    the KV cache with adaptive exit and print the steps each token used. A long problem (over 12 tokens)
+    gets one character per position, so that a 48-operation chain still fits on a line."""
+    params, cfg = load_model(args)
+    problem, r = args.think, args.r
+    check_problem(problem, cfg)
+    truth = running_values(problem)
+    tokens, _, mask = encode([problem])
+    width = 4 if len(truth) <= 12 else 1
+    header = layout(problem)[0] if width > 1 else [str(j % 10) for j in range(len(truth))]    # long: a ruler
+    by_r = rdmini.logits_by_r(params, cfg, tokens, set(range(1, r + 1)), rng=np.random.default_rng(0))
+    print(f"{problem} evaluated left to right mod 10 has running values {truth}. Decoded from the state s_i after "
+          f"each core step i\n(the digit when right, '.' when wrong), the frontier of right values moves right:\n")
+    print("        " + spaced(header, width) + ("   (position mod 10)" if width == 1 else ""))
+    print("truth   " + spaced(truth, width))
+    for i in range(1, r + 1):
+        guess = answer_text(by_r[i][0].argmax(-1)[mask[0]])
+        marks = [g if g == t else "." for g, t in zip(guess, truth)]
+        right = sum(g == t for g, t in zip(guess, truth))
+        print(f"step {i:2d} " + spaced(marks, width) + f"   {right}/{len(truth)} right"
+              + (f", model says {guess}" if width > 1 else ""))
+    m, read = args.cache_budget, args.read_rule
+    answer, steps = stream(params, cfg, [problem], r, m, args.exit_threshold, args.exit_criterion, args.continuous_cot,
+                           read=read)
+    crit = "KL(p_i-1 || p_i)" if args.exit_criterion == "kl" else "||s_i - s_i-1|| / ||s_i||"
+    cache = ("1 core slot: a token reads the last entry of every earlier one" if m == 1 else
+             f"{'no sharing' if m is None else f'{m} core slots'}, read rule {read}")
+    print(f"\nStreamed one token at a time through the KV cache ({cache}"
+          f"{', continuous chain of thought' if args.continuous_cot else ''});\na token stops when {crit} < "
+          f"{args.exit_threshold:g}, at most r = {r}:\n")
+    if width > 1:
+        print("        " + spaced(layout(problem)[0]))
+        print("steps   " + spaced(steps[0]))
+        print("answer  " + spaced(answer[0]) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
+              f"right; mean {steps[0].mean():.1f} steps per token")
+    else:
+        print("steps   " + (spaced(steps[0], 1) if steps.max() < 10 else " ".join(str(x) for x in steps[0])))
+        print("answer  " + spaced(answer[0], 1) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
+              f"right; mean {steps[0].mean():.1f} steps per token")
+
+
+def classify_trajectory(traj, window=16, still=0.01, drift=0.5):
+    """A state trajectory (steps, h) -> 'fixed point', 'slider' or 'orbit'. The numbers:
+    fixed point: over the last `window` steps the path length is under `still` (1%) of the state's mean norm;
+    otherwise, over the last half of the trajectory (at least `window` steps):
+    slider: the net displacement is at least `drift` (half) of the path length: it keeps going one way;
+    orbit:  it keeps moving, but nets less than half its path: it comes back near where it was.
+    (An orbit slower than the window looks like a slider: a longer trajectory tells them apart.)"""
+    traj = np.asarray(traj, dtype=np.float64)
+    if traj.ndim != 2 or len(traj) < window + 1:
+        raise ValueError(f"a trajectory must be (steps, h) with at least {window + 1} steps, got shape {traj.shape}")
+    moves = np.linalg.norm(np.diff(traj, axis=0), axis=1)                     # (steps-1,): length of each step
+    if moves[-window:].sum() < still * np.linalg.norm(traj[-window:], axis=1).mean():
+        return "fixed point"
+    n = max(window, len(moves) // 2)
+    net = np.linalg.norm(traj[-1] - traj[-1 - n])
+    return "slider" if net >= drift * moves[-n:].sum() else "orbit"
+
+
+KINDS = ("fixed point", "orbit", "slider")
+
+
+def trajectories(params, cfg, problems, steps):
+    """Run `steps` core steps on equal-length problems; PCA of every token's normalised state over steps
+    1..steps; each token classified. -> dict of arrays and labels (what --trajectories prints and plots)."""
+    tokens = encode(problems)[0]
+    states = rdmini.trace_states(params, cfg, tokens, steps, rng=np.random.default_rng(0))[1:]   # (r,B,T,h)
+    states = states / np.sqrt(np.mean(states * states, axis=-1, keepdims=True))   # unit RMS: shape, not size
+    traj = states.transpose(1, 2, 0, 3).reshape(-1, steps, cfg.width).astype(np.float64)   # (B*T, r, h)
+    flat = traj.reshape(-1, cfg.width)                                                      # (B*T*r, h)
+    _, sv, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
+    proj = (traj - traj.mean(axis=1, keepdims=True)) @ vt[:6].T   # each token centred on its own mean: (B*T, r, 6)
+    dist = np.linalg.norm(traj - traj[:, -1:], axis=-1) / np.linalg.norm(traj[:, -1:], axis=-1)   # (B*T, r): to s*
+    where = [(p, t, tok) for p in problems for t, tok in enumerate(layout(p)[0])]     # (problem, position, token)
+    return {"kinds": [classify_trajectory(x) for x in traj], "where": where, "proj": proj, "dist": dist,
+            "explained": sv[:6] ** 2 / np.sum(sv ** 2)}
+
+
+def plot_trajectories(out, folder):
+    """PNG figures of trajectories(): PCA component pairs of a few tokens of each kind, and convergence."""
+    import matplotlib                    # imported here only: nothing else needs it
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(folder, exist_ok=True)
+    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
+    fig, axes = plt.subplots(len(picks), 3, figsize=(10, 3 * len(picks)), squeeze=False)
+    for row, i in enumerate(picks):
+        problem, t, tok = out["where"][i]
+        for col in range(3):
+            x, y = out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]
+            ax = axes[row, col]
+            ax.plot(x, y, "-", lw=0.8)
+            ax.scatter(x, y, c=np.arange(len(x)), s=8, cmap="viridis")     # colour: step, dark = early
+            ax.set_title(f"{out['kinds'][i]}: '{tok}' at {t} of {problem}", fontsize=8)
+            ax.set_xlabel(f"PC{2 * col + 1}")
+            ax.set_ylabel(f"PC{2 * col + 2}")
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "trajectories_pca.png"), dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(10, 6))
+    dist = out["dist"][:, :-1]                   # the last step is s* itself: distance 0
+    im = ax.imshow(np.log10(dist + 1e-12), aspect="auto", cmap="magma",
+                   extent=(0.5, dist.shape[1] + 0.5, dist.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
+    ax.set_xlabel("core step i")
+    ax.set_ylabel("token (problems one after another)")
+    ax.set_title("log10 ||s_i - s*|| / ||s*||, s* = the state at the last step")
+    fig.colorbar(im)
+    fig.savefig(os.path.join(folder, "convergence.png"), dpi=100)
+    plt.close(fig)
+    return [os.path.join(folder, n) for n in ("trajectories_pca.png", "convergence.png")]
+
+
+def trajectory_problems(cfg):
+    """A few held-out problems of 8 operations (fewer if the model reads less)."""
+    n_ops = min(8, cfg.max_seq_len - 1)
+    return random_problems(np.random.default_rng(EVAL_SEED), 6, n_ops)
+
+
+def show_trajectories(args):
+    params, cfg = load_model(args)
+    problems = trajectory_problems(cfg)
+    out = trajectories(params, cfg, problems, args.traj_steps)
+    print(f"{len(out['kinds'])} tokens ({len(problems)} problems), {args.traj_steps} core steps each. "
+          f"PCA of the normalised states: the first 6 components explain "
+          + ", ".join(f"{100 * e:.1f}%" for e in out["explained"]))
+    print("Distance to s* (the last state), relative, mean over tokens: "
+          + ", ".join(f"step {i}: {out['dist'][:, i - 1].mean():.2g}" for i in (1, 2, 4, 8, 16, 32, 64)
+                      if i <= args.traj_steps))
+    for kind in KINDS:
+        ids = [i for i, k in enumerate(out["kinds"]) if k == kind]
+        examples = ", ".join(f"'{tok}' at {t} of {p}" for p, t, tok in (out["where"][i] for i in ids[:3]))
+        print(f"  {kind:12s} {len(ids):4d} tokens{'  e.g. ' + examples if ids else ''}")
+    if args.plot:
+        try:
+            files = plot_trajectories(out, args.figures)
+        except ImportError:
+            print("error: --plot needs matplotlib, which is not installed: pip install matplotlib "
+                  "(the numbers above do not need it)", file=sys.stderr)
+            sys.exit(2)
+        print("Wrote " + ", ".join(files))
+    return out
+
+
+EXITS = (None, ("kl", 5e-4), ("kl", 1e-4), ("state", 1e-2), ("state", 1e-3))   # None: every token runs r steps
+
+
+def exit_name(ex):
+    return "none" if ex is None else f"{ex[0]} < {ex[1]:g}"
+
+
+def inference_grid(params, cfg, problems, r, progress=None):
+    """Stream the problems through the KV cache in every setting: cache budget m in {r, 4, 2, 1}, read rule,
+    exit criterion (EXITS), continuous chain of thought off and on. -> rows of dicts, one per setting, with
+    the fraction of problems all right and the mean core steps per token. (With m = 1 the two read rules
+    read the same entries, so m = 1 is run once, under the name "latest".)"""
+    truths = [running_values(p) for p in problems]
+    settings = [(m, read, ex, cot) for ex in EXITS for cot in (False, True) for m in (r, 4, 2, 1)
+                for read in rdmini.READ_RULES if not (m == 1 and read != "latest")]
+    rows = []
+    for n, (m, read, ex, cot) in enumerate(settings):
+        threshold, criterion = (None, "kl") if ex is None else (ex[1], ex[0])
+        answers, steps = stream(params, cfg, problems, r, m, threshold, criterion, cot, read=read)
+        rows.append({"m": m, "read": read, "exit": exit_name(ex), "continuous_cot": cot,
+                     "accuracy": float(np.mean([a == t for a, t in zip(answers, truths)])),
+                     "mean_steps": float(steps.mean()), "steps_by_position": [float(x) for x in steps.mean(axis=0)]})
+        if progress and ((n + 1) % 10 == 0 or n + 1 == len(settings)):        # a line every 10 settings
+            progress(n + 1, len(settings))
+    return rows
+
+
+def best_setting(rows, keep=0.995):
+    """The setting with exit that keeps at least `keep` of the fixed-r accuracy (m = r, latest, no exit, no
+    CoT) at the fewest mean steps per token; ties go to the smaller cache. -> (row, the fixed row)."""
+    fixed = next(x for x in rows if x["exit"] == "none" and x["read"] == "latest" and not x["continuous_cot"]
+                 and x["m"] == max(y["m"] for y in rows))
+    kept = [x for x in rows if x["exit"] != "none" and x["accuracy"] >= keep * fixed["accuracy"]]
+    return (min(kept, key=lambda x: (x["mean_steps"], x["m"])) if kept else None), fixed
+
+
+def print_grid(rows, r, n_ops):
+    cols = sorted({(x["m"], x["read"]) for x in rows}, key=lambda c: (-c[0], rdmini.READ_RULES.index(c[1])))
+    names = [f"m={m} {read}" if m > 1 else "m=1 (either)" for m, read in cols]
+    print(f"\n{n_ops} operations, r = {r}: all right / mean core steps per token")
+    print(f"{'exit':13s} {'CoT':3s} | " + " | ".join(f"{n:>16s}" for n in names))
+    for ex in EXITS:
+        for cot in (False, True):
+            cells = {(x["m"], x["read"]): x for x in rows if x["exit"] == exit_name(ex) and x["continuous_cot"] == cot}
+            print(f"{exit_name(ex):13s} {'on' if cot else 'off':3s} | " + " | ".join(
+                f"{cells[c]['accuracy']:.3f} {cells[c]['mean_steps']:5.2f}".rjust(16) for c in cols))
+
+
+def inference_report(args):
+    """Measure the cache, its sharing, its read rule and adaptive exit on held-out problems of the trained
+    length and a longer one; print and save inference.json."""
+    params, cfg = load_model(args)
+    t_start = time.time()
+    n_ops = min(8, cfg.max_seq_len - 1)
+    T, n = problem_tokens(n_ops), min(300, args.eval_problems)
+    res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "grid": {}}
+    print(f"KV cache for one problem of {T} tokens (batch 1, {cfg.dtype}), bytes:")
+    print("    r | no sharing | m = 4 shared | m = 1")
+    for r in (4, 16, 64):
+        full, shared, one = (rdmini.cache_bytes(rdmini.new_cache(cfg, 1, r, m, capacity=T)) for m in (None, 4, 1))
+        res["cache_bytes"][str(r)] = {"unshared": full, "m4": shared, "m1": one}
+        print(f"{r:5d} | {full:10,d} | {shared:12,d} | {one:8,d}")
+    r = 16
+    for size in sorted({n_ops, min(n_ops + 4, cfg.max_seq_len - 1)}):
+        problems = random_problems(np.random.default_rng(EVAL_SEED), n, size)
+        print(f"\nStreaming {n} held-out problems of {size} operations token by token, every setting:", flush=True)
+        rows = inference_grid(params, cfg, problems, r, progress=lambda done, total: print(
+            f"  {done} of {total} settings, {time.time() - t_start:.0f} s", flush=True))
+        print_grid(rows, r, size)
+        best, fixed = best_setting(rows)
+        res["grid"][str(size)] = {"r": r, "rows": rows,
+                                  "best": best, "fixed_accuracy": fixed["accuracy"]}
+        if best is None:
+            print(f"No setting with exit keeps 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
+        else:
+            print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): "
+                  f"m = {best['m']}, {best['read']}, exit {best['exit']}, "
+                  f"CoT {'on' if best['continuous_cot'] else 'off'}: "
+                  f"{best['accuracy']:.3f} all right, {best['mean_steps']:.2f} steps per token; by position "
+                  + " ".join(f"{x:.1f}" for x in best["steps_by_position"]))
+    out = trajectories(params, cfg, trajectory_problems(cfg), 128)
+    res["trajectories"] = {kind: out["kinds"].count(kind) for kind in KINDS}
+    print(f"\nTrajectories over 128 steps of {len(out['kinds'])} tokens: "
+          + ", ".join(f"{c} {kind}s" for kind, c in res["trajectories"].items()))
+    res["seconds"] = round(time.time() - t_start, 1)
+    print(f"\nSaved {save_json(res, args.out, 'inference.json')} ({res['seconds']} s)")
+    return res
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("think", nargs="?", metavar="PROBLEM", default=None,
+                   help="show the model thinking about PROBLEM (e.g. 3+5*2-7), step 1..--r, then streamed token "
+                        "by token through the KV cache with adaptive exit")
+    p.add_argument("--out", default=os.path.join("runs", "toy"), help="the run folder with checkpoint.npz")
+    p.add_argument("--r", type=int, default=8, help="core steps to show")
+    p.add_argument("--exit-threshold", type=float, default=5e-4,
+                   help="adaptive exit: a token stops below this (--report measures several)")
+    p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
+                   help="adaptive exit: KL between consecutive steps' predictions, or relative state change")
+    p.add_argument("--cache-budget", type=int, default=1,
+                   help="core KV-cache slots m; with 1 every token reads the last entry of every earlier "
+                        "one (tutorial, section 4.3); 0: m = r, a slot per step")
+    p.add_argument("--read-rule", choices=rdmini.READ_RULES, default="latest",
+                   help="which entry of an earlier token a token reads at step i: the one in slot i %% m "
+                        "(latest), or the deepest it has (always-last)")
+    p.add_argument("--continuous-cot", action="store_true",
+                   help="start each token's s_0 from the previous token's final state")
+    p.add_argument("--trajectories", action="store_true",
+                   help="classify the latent state trajectories (fixed point, orbit, slider) of a few problems")
+    p.add_argument("--traj-steps", type=int, default=128, help="--trajectories: core steps to run")
+    p.add_argument("--plot", action="store_true", help="--trajectories: write PNG figures (needs matplotlib)")
+    p.add_argument("--figures", default="figures", help="folder for --plot's figures")
+    p.add_argument("--report", action="store_true",
+                   help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
+    p.add_argument("--eval-problems", type=int, default=300, help="--report: held-out problems (at most 300)")
+    args = p.parse_args(argv)
+    if (args.think is not None) + args.trajectories + args.report != 1:
+        p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories or --report")
+    for name, low in (("r", 1), ("eval_problems", 1), ("traj_steps", 17)):
+        if getattr(args, name) < low:
+            p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}"
+                    + (" (the classifier looks at the last 16 steps)" if name == "traj_steps" else ""))
+    if not args.exit_threshold >= 0:
+        p.error(f"--exit-threshold must be >= 0, got {args.exit_threshold}")
+    if args.cache_budget < 0:
+        p.error(f"--cache-budget must be >= 0 (0: a slot per step), got {args.cache_budget}")
+    args.cache_budget = args.cache_budget or None
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.trajectories:
+            return show_trajectories(args)
+        if args.report:
+            return inference_report(args)
+        return think(args)
+    except ValueError as err:          # bad checkpoints and bad problems: one clear line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
