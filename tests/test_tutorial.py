@@ -1,4 +1,5 @@
-"""tutorial.md runs: every ```python block in it is executed, in order, in one namespace, from the repo root.
+"""tutorial.md runs: every ```python block in it is executed, in order, from the repo root; each top-level
+section (## ...) in a namespace of its own, so that a reader can run any one section alone.
 
     python -m pytest tests/test_tutorial.py -s      # prints how many blocks ran and how many were skipped
     python tests/test_tutorial.py                   # runs the blocks and prints each one's output
@@ -27,22 +28,29 @@ FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
 def blocks():
-    """-> [(info string, code, line number)] of every fenced block, in order."""
+    """-> [(info string, code, line number, section)] of every fenced block, in order; section: the number
+    of `## ` headings above it."""
     text = open(TUTORIAL, encoding="utf-8").read()
-    return [(m.group(1).strip(), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)]
+    heads = [m.start() for m in re.finditer(r"^## ", text, re.M)]
+    return [(m.group(1).strip(), m.group(2), text.count("\n", 0, m.start()) + 1,
+             sum(h < m.start() for h in heads)) for m in FENCE.finditer(text)]
 
 
 def run_blocks(show=False):
-    """Execute the ```python blocks in one namespace with cwd = repo root. -> (namespace, ran, skipped,
-    printed), printed {line number of a block: what it printed}."""
-    namespace = {"__name__": "tutorial"}
+    """Execute the ```python blocks with cwd = repo root, a fresh namespace for each top-level section.
+    -> (names, ran, skipped, printed): names, every name any section defined; printed {line number of a
+    block: what it printed}."""
+    names, namespace, section = {}, None, None
     ran, skipped, printed = 0, 0, {}
     old_cwd = os.getcwd()
     os.chdir(ROOT)
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
     try:
-        for info, code, line in blocks():
+        for info, code, line, sec in blocks():
+            if sec != section:                   # a new section starts from nothing, as a reader may
+                names.update(namespace or {})
+                namespace, section = {"__name__": "tutorial"}, sec
             words = info.split()
             if not words or words[0] != "python":
                 continue
@@ -66,7 +74,8 @@ def run_blocks(show=False):
                 print(out.getvalue(), end="")
     finally:
         os.chdir(old_cwd)
-    return namespace, ran, skipped, printed
+    names.update(namespace or {})
+    return names, ran, skipped, printed
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +136,15 @@ MATH = {"KL", "sigmoid", "sqrt", "outer", "softmax", "exp", "log", "mean", "sum"
 
 
 def test_functions_named_in_the_text_exist(executed):
-    """`forward(`, `rdmini.sample_r(`, `train_toy.count_flops(`: each must be a function of rdmini, of
-    train_toy, of tests/test_gradients.py, a Python builtin, or one that a block of the tutorial defines
+    """`forward(`, `rdmini.sample_r(`, `bench.count_flops(`: each must be a function of rdmini, train_toy,
+    bench, think, tests/test_gradients.py, a Python builtin, or one that a block of the tutorial defines
     (`def name(` in any fenced block: the exercises' solutions define new functions). Names with another
     prefix (np.) are not checked."""
     import builtins
 
+    import bench
     import rdmini
+    import think
     import train_toy
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     try:
@@ -142,13 +153,14 @@ def test_functions_named_in_the_text_exist(executed):
         sys.path.remove(os.path.join(ROOT, "tests"))
     namespace, _, _, _ = executed
     text = open(TUTORIAL, encoding="utf-8").read()
-    defined = {m for _, code, _ in blocks() for m in re.findall(r"^\s*def (\w+)\(", code, re.M)}
+    defined = {m for _, code, _, _ in blocks() for m in re.findall(r"^\s*def (\w+)\(", code, re.M)}
     missing = set()
     for name in set(re.findall(r"`([A-Za-z_][\w.]*)\(", text)):
         prefix, _, bare = name.rpartition(".")
-        if prefix not in ("", "rdmini", "train_toy") or bare in MATH or bare in defined:
+        if prefix not in ("", "rdmini", "train_toy", "bench", "think") or bare in MATH or bare in defined:
             continue
-        modules = {"rdmini": [rdmini], "train_toy": [train_toy], "": [rdmini, train_toy, test_gradients, builtins]}[prefix]
+        modules = {"rdmini": [rdmini], "train_toy": [train_toy], "bench": [bench], "think": [think],
+                   "": [rdmini, train_toy, bench, think, test_gradients, builtins]}[prefix]
         if not any(callable(getattr(m, bare, None)) for m in modules) and not callable(namespace.get(bare)):
             missing.add(name)
     assert not missing, f"tutorial.md names functions that do not exist: {sorted(missing)}"
