@@ -660,7 +660,7 @@ def compare(summary, reference, name):
 
 # The lab recipe (--lab): a run of about a minute and a half on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 6). Flags given beside --lab override these.
-LAB = {"n_ops": 6, "window": 2, "steps": 2000, "out": os.path.join("runs", "lab")}
+LAB = {"n_ops": 6, "window": 2, "steps": 2500, "out": os.path.join("runs", "lab")}
 
 
 def make_parser(description=None):

@@ -256,8 +256,8 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
     assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, None, 5000, os.path.join("runs", "toy"))
-    assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2000, os.path.join("runs", "lab"))
-    assert tt.LAB == {"n_ops": 6, "window": 2, "steps": 2000, "out": os.path.join("runs", "lab")}
+    assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2500, os.path.join("runs", "lab"))
+    assert tt.LAB == {"n_ops": 6, "window": 2, "steps": 2500, "out": os.path.join("runs", "lab")}
     norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
     assert (norec.mean_r, norec.k, norec.steps, norec.window, norec.n_ops) == (1, 1, 3000, None, 6)
     assert tt.parse_args(["--n-ops", "5", "--lab"]).n_ops == 5             # before or after --lab alike
