@@ -412,3 +412,16 @@ def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
         tt.main(["--seeds", "0-1", "--out", str(tmp_path), *TINY_RUN])
     lines = capsys.readouterr().err.strip().splitlines()
     assert err.value.code == 2 and len(lines) == 1 and "interrupted" in lines[0]
+
+
+def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
+    """docs/lab_reference.json is what `--compare` reads in class: the summary of `--lab --threads 1 --seeds
+    0-9`, made by summarise(), with the settings a student's `--lab --threads 1` run has."""
+    ref = tt.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
+    lab = tt.parse_args(["--lab", "--threads", "1"])
+    lab.n_ops = tt.default_n_ops(lab)
+    assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
+    assert ref["seeds"] == list(range(10)) and ref["eval_problems"] == 2000
+    assert set(ref["accuracy_by_r"]) == {str(r) for r in tt.R_VALUES}
+    per_seed = [ref["runs"][str(s)]["accuracy_by_r"]["8"] for s in range(10)]
+    assert ref["accuracy_by_r"]["8"]["min"] == min(per_seed)
