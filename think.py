@@ -19,14 +19,15 @@ import rdmini  # noqa: E402
 
 
 def load_model(args):
-    """The checkpoint in --out, for inference only: (params, cfg). It must be a running-task model."""
+    """The checkpoint in --out, for inference only: (params, cfg, the number of operations it trained on).
+    It must be a running-task model."""
     path = os.path.join(args.out, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
     if "run" not in state:
         raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
     if state["run"]["task"] != "running":
         raise ValueError(f"{path} was trained on the {state['run']['task']} task; this view needs the running task")
-    return params, cfg
+    return params, cfg, state["run"]["n_ops"]
 
 
 def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0,
@@ -62,7 +63,7 @@ def think(args):
     """Print the running values decoded from s_i at every step i = 1..r, then stream the problem through
     the KV cache with adaptive exit and print the steps each token used. A long problem (over 12 tokens)
     gets one character per position, so that a 48-operation chain still fits on a line."""
-    params, cfg = load_model(args)
+    params, cfg, _ = load_model(args)
     problem, r = args.think, args.r
     check_problem(problem, cfg)
     truth = running_values(problem)
@@ -178,7 +179,7 @@ def trajectory_problems(cfg):
 
 
 def show_trajectories(args):
-    params, cfg = load_model(args)
+    params, cfg, _ = load_model(args)
     problems = trajectory_problems(cfg)
     out = trajectories(params, cfg, problems, args.traj_steps)
     print(f"{len(out['kinds'])} tokens ({len(problems)} problems), {args.traj_steps} core steps each. "
@@ -253,9 +254,9 @@ def print_grid(rows, r, n_ops):
 def inference_report(args):
     """Measure the cache, its sharing, its read rule and adaptive exit on held-out problems of the trained
     length and a longer one; print and save inference.json."""
-    params, cfg = load_model(args)
+    params, cfg, trained = load_model(args)
     t_start = time.time()
-    n_ops = min(8, cfg.max_seq_len - 1)
+    n_ops = min(trained, cfg.max_seq_len - 1)                 # the trained length, then 4 operations more
     T, n = problem_tokens(n_ops), min(300, args.eval_problems)
     res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "grid": {}}
     print(f"KV cache for one problem of {T} tokens (batch 1, {cfg.dtype}), bytes:")
