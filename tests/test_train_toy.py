@@ -9,6 +9,7 @@ import pytest
 
 import rdmini
 import bench
+import seeds
 import think
 import train_toy as tt
 
@@ -365,15 +366,15 @@ def test_compare_refuses_another_task_size_or_folder(tmp_path, capsys):
         assert err.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text, seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,3,7", [0, 3, 7]), ("0-2,5", [0, 1, 2, 5])])
-def test_parse_seeds(text, seeds):
-    assert tt.parse_seeds(text) == seeds
+@pytest.mark.parametrize("text, numbers", [("0-4", [0, 1, 2, 3, 4]), ("0,3,7", [0, 3, 7]), ("0-2,5", [0, 1, 2, 5])])
+def test_parse_seeds(text, numbers):
+    assert seeds.parse_seeds(text) == numbers
 
 
 @pytest.mark.parametrize("text", ["a-b", "3,3", "", "-1"])
 def test_parse_seeds_refuses_what_it_cannot_read(text):
     with pytest.raises(ValueError, match="--seeds"):
-        tt.parse_seeds(text)
+        seeds.parse_seeds(text)
 
 
 @pytest.mark.parametrize("n_ops, sizes", [(8, [12, 16, 32, 48]), (4, [8, 16, 24]), (1, [2, 4, 5, 6])])
@@ -407,7 +408,7 @@ def test_problems_six_times_the_trained_length_encode_and_evaluate():
 def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
     def interrupted(*_):
         raise KeyboardInterrupt
-    monkeypatch.setattr(tt, "start_run", interrupted)
+    monkeypatch.setattr(seeds, "start_run", interrupted)
     with pytest.raises(SystemExit) as err:
         tt.main(["--seeds", "0-1", "--out", str(tmp_path), *TINY_RUN])
     lines = capsys.readouterr().err.strip().splitlines()
@@ -417,7 +418,7 @@ def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
 def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
     """docs/lab_reference.json is what `--compare` reads in class: the summary of `--lab --threads 1 --seeds
     0-9`, made by summarise(), with the settings a student's `--lab --threads 1` run has."""
-    ref = tt.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
+    ref = seeds.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
     lab = tt.parse_args(["--lab", "--threads", "1"])
     lab.n_ops = tt.default_n_ops(lab)
     assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
