@@ -71,7 +71,7 @@ TINY_PER_ROUND = 5              # tiny steps take a few milliseconds: each round
 
 
 def time_in_turns(timers, threads, rounds):
-    """The timed figures of --bench from measure_in_turns: medians over the rounds, except the large
+    """The timed figures of bench.py from measure_in_turns: medians over the rounds, except the large
     matmul's best round, a maximum. The Python overhead, per round: a tiny step (its batch, s_0 and
     update, and one slice) and threads - 1 more tiny slices, one after the other; and, as a real step
     runs, the tiny step in `threads` threads. Its shares of the step are medians of the rounds' shares.

@@ -55,7 +55,7 @@ def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", con
 
 
 def spaced(cells, width=4):
-    """One row of the --think display: a column of `width` characters per token of the problem."""
+    """One row of the thinking display: a column of `width` characters per token of the problem."""
     return "".join(f"{c:>{width}}" for c in cells)
 
 

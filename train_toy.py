@@ -289,7 +289,7 @@ def save_json(obj, folder, name):
 def keep_freed_memory():
     """Every step frees and allocates again the same activation arrays, from 0.1 to 1 MB each. glibc's
     malloc serves such sizes with fresh pages from the operating system (mmap) or hands freed memory back
-    (trim), so the next step pays a page fault for every page again: by the earlier --bench, 112-124 ms a
+    (trim), so the next step pays a page fault for every page again: by bench.py on the first machine, 112-124 ms a
     step without this and 85-94 ms with it (two threads). Ask glibc to keep what is freed: arrays up to 32 MiB come
     from its heap, and up to 1 GiB of freed heap is kept for reuse. Setting only the second makes steps
     slower: any setting turns off glibc's automatic mmap threshold. Numbers are unchanged, and so is the
