@@ -47,7 +47,7 @@ import rdmini
 # "+0" to "*9". Why operation tokens rather than one per character (3 + 5 ...): the previous answer is always
 # one position back, and a problem takes 9 tokens instead of 17, so a step takes about a third less time
 # (148 against 228 ms, before --threads). Per step, neither layout trained better on every seed
-# (tutorial, section 3.3).
+# (docs/notes.md).
 VOCAB = [str(d) for d in range(10)] + list("+-*=?.") + [op + str(d) for op in "+-*" for d in range(10)]
 PAD = VOCAB.index(".")
 TOKEN = {c: i for i, c in enumerate(VOCAB)}
@@ -320,7 +320,7 @@ def frontier_mask(logits, targets, mask):
     after it from that. Scoring them anyway rewards guessing them from the problem as a whole, a shortcut
     that, we think, competes with the rule (read the previous value, apply one operation). Scored only up to
     its first mistake, the model is asked for the next step of the chain from a right previous value, never
-    for a guess; as it learns, more answers are scored. Measured in the tutorial, sections 3.2 and 3.3."""
+    for a guess; as it learns, more answers are scored. Measured against --loss all in docs/notes.md."""
     wrong = (logits.argmax(axis=-1) != targets) & mask                                # (B,T)
     # (B,): each problem's first wrong position; T when none is wrong, so that every answer is scored
     first = np.where(wrong.any(axis=1), wrong.argmax(axis=1), mask.shape[1])
@@ -493,7 +493,7 @@ def train(args):
 
 
 # The lab recipe (--lab): a run of about a minute and a half on 2 cores where the recurrence is needed and
-# every seed measured learns the rule (tutorial, section 6). Flags given beside --lab override these.
+# every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
 LAB = {"n_ops": 6, "window": 2, "steps": 2500, "out": os.path.join("runs", "lab")}
 
 
