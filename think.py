@@ -22,6 +22,9 @@ def load_model(args):
     """The checkpoint in --out, for inference only: (params, cfg, the number of operations it trained on).
     It must be a running-task model."""
     path = os.path.join(args.out, "checkpoint.npz")
+    if not os.path.exists(path):
+        raise ValueError(f"checkpoint {path} does not exist: train one first (python train_toy.py writes "
+                         "runs/toy; python train_toy.py --lab writes runs/lab, then give --out runs/lab)")
     params, cfg, state = rdmini.load_checkpoint(path)
     if "run" not in state:
         raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
