@@ -15,7 +15,7 @@ the answer travel about one operation further, so the accuracy on long chains sh
 
     python train_toy.py                  # train (about 4 minutes on 2 cores), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
-    python train_toy.py --lab            # the classroom lab's recipe: about a minute and a half
+    python train_toy.py --lab            # the classroom lab's recipe: about two minutes
     python train_toy.py --lab --seeds 0-4 --compare docs/lab_reference.json   # a variant over 5 seeds
     python train_toy.py --help           # every option
 Beside it: think.py (watch a trained model think; the KV cache, adaptive exit) and bench.py (speed, memory).
@@ -492,7 +492,7 @@ def train(args):
                                                      "params": n_params, "log": log})
 
 
-# The lab recipe (--lab): a run of about a minute and a half on 2 cores where the recurrence is needed and
+# The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
 LAB = {"n_ops": 6, "window": 2, "steps": 2500, "out": os.path.join("runs", "lab")}
 
