@@ -494,7 +494,7 @@ def train(args):
 
 # The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
-LAB = {"n_ops": 6, "window": 2, "steps": 2500, "out": os.path.join("runs", "lab")}
+LAB = {"n_ops": 6, "steps": 2500, "out": os.path.join("runs", "lab")}
 
 
 def make_parser(description=None):
@@ -519,9 +519,10 @@ def make_parser(description=None):
     p.add_argument("--core", type=int, default=1, help="transformer blocks in the core")
     p.add_argument("--injection", choices=("concat", "add"), default="concat",
                    help="how e enters each iteration: concat adapter [s, e] @ W, or s + e")
-    p.add_argument("--window", type=int, default=0,
+    p.add_argument("--window", type=int, default=None,
                    help="attention window: each position sees itself and the window - 1 positions before it; "
-                        "0: the whole prefix, as Huginn")
+                        "0: the whole prefix, as Huginn (default: 2 for running, 0 for addition, whose answers "
+                        "need digits far back)")
     p.add_argument("--batch", type=int, default=128, help="problems per step")
     p.add_argument("--threads", type=int, default=2,
                    help="threads that share each batch (one per core is fastest); part of the run: the same "
@@ -572,6 +573,8 @@ def check_args(p, args):
         if getattr(args, name) is not None and getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     args.loss = args.loss or ("frontier" if args.task == "running" else "all")
+    if args.window is None:                               # running: the rule needs the previous position only
+        args.window = 2 if args.task == "running" else 0
     args.window = args.window or None                     # 0: no window (Config's None)
     if args.n_ops is not None and args.n_ops < 1:
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")

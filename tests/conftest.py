@@ -17,9 +17,10 @@ import rdmini  # noqa: E402  (needs the path above)
 
 # A model small enough that finite differences over it take milliseconds, but with every part present:
 # two heads, a prelude, a two-block core (so the core's own weights are used twice per iteration's
-# stack) and a coda. float64 so that central differences are accurate to ~1e-9.
+# stack) and a coda. float64 so that central differences are accurate to ~1e-9. It attends over the whole
+# prefix, as Huginn does; tests of the window (the trained model's default) ask for one.
 TINY = dict(vocab_size=7, width=8, n_heads=2, mlp_hidden=12, n_prelude=1, n_core=2, n_coda=1,
-            max_seq_len=8, dtype="float64")
+            max_seq_len=8, window=None, dtype="float64")
 
 
 @pytest.fixture

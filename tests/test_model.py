@@ -345,7 +345,8 @@ def test_logits_by_r_matches_forward(make_cfg, make_params, make_state0, batch):
         np.testing.assert_allclose(out[r], rdmini.forward(params, cfg, tokens, r, state0=s0)[0], rtol=1e-12, atol=0)
     # r = 0 decodes s_0 itself, through the coda alone
     rope = rdmini.rope_tables(tokens.shape[1], cfg.head_dim, cfg.rope_base, cfg.dtype)
-    coda_s0, _ = rdmini.coda_forward(params, cfg, s0, rope, rdmini.causal_mask(tokens.shape[1], cfg.dtype))
+    coda_s0, _ = rdmini.coda_forward(params, cfg, s0, rope,
+                                     rdmini.causal_mask(tokens.shape[1], cfg.dtype, window=cfg.window))
     np.testing.assert_allclose(out[0], coda_s0, rtol=1e-12, atol=0)
 
 

@@ -164,13 +164,13 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
 def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path):
     """Checkpoints written before --threads, --loss and --window existed have none of these settings; they
     ran in one thread, scored every answer and attended over the whole prefix."""
-    old = ["--threads", "1", "--loss", "all"]
+    old = ["--threads", "1", "--loss", "all", "--window", "0"]
     out = run(["--steps", "6", "--stop-at", "3", *old], tmp_path)
     path = os.path.join(out, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
     del state["run"]["threads"], state["run"]["loss"], state["run"]["window"]
     rdmini.save_checkpoint(path, params, cfg, **state)
-    for other in (old[2:], old[:2], [*old, "--window", "4"]):   # two threads, the frontier loss, a window:
+    for other in (old[2:], old[:2] + old[4:], old[:4]):         # two threads, the frontier loss, a window:
         with pytest.raises(SystemExit):                         # each would make it another run
             run(["--steps", "6", "--resume", *other], tmp_path)
     run(["--steps", "6", "--resume", *old], tmp_path)
@@ -256,9 +256,11 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
-    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, None, 5000, os.path.join("runs", "toy"))
+    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, 2, 5000, os.path.join("runs", "toy"))
     assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2500, os.path.join("runs", "lab"))
-    assert tt.LAB == {"n_ops": 6, "window": 2, "steps": 2500, "out": os.path.join("runs", "lab")}
+    assert tt.LAB == {"n_ops": 6, "steps": 2500, "out": os.path.join("runs", "lab")}
+    # the window's default follows the task: addition's answers need digits far back
+    assert tt.parse_args(["--task", "addition"]).window is None and tt.parse_args(["--window", "0"]).window is None
     norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
     assert (norec.mean_r, norec.k, norec.steps, norec.window, norec.n_ops) == (1, 1, 3000, None, 6)
     assert tt.parse_args(["--n-ops", "5", "--lab"]).n_ops == 5             # before or after --lab alike
@@ -392,7 +394,7 @@ def test_resume_names_the_window_as_the_flag_writes_it(tmp_path, capsys):
     run(["--steps", "6"], tmp_path)
     with pytest.raises(SystemExit):
         run(["--steps", "12", "--resume", "--window", "4"], tmp_path)
-    assert "--window 0 there, 4 now" in capsys.readouterr().err
+    assert "--window 2 there, 4 now" in capsys.readouterr().err
 
 
 def test_problems_six_times_the_trained_length_encode_and_evaluate():
