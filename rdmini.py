@@ -44,7 +44,7 @@ class Config:
     n_coda: int = 1             # transformer blocks in the coda (run once)
     max_seq_len: int = 64       # T may not exceed this
     window: int | None = 2      # attention window: a position sees itself and the window - 1 before it
-                                #   (None: the whole prefix, as Huginn; 2 carries the toy task to any length)
+                                #   (None: the whole prefix, as Huginn; the toy task's rule needs 2)
     state_std: float = 0.63     # sigma of the initial state s_0 (paper: variance 2/5); 0 gives s_0 = 0
     mean_r: float = 10.0        # mean r drawn by sample_r in training; 1 = no recurrence
     backprop_k: int = 4         # k used in training, kept with the checkpoint; forward() takes k as an argument

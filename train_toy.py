@@ -148,10 +148,8 @@ def make_batch(rng, batch_size, n_ops, task="running"):
 
 
 def running_batch(digits, ops):
-    """The same arrays as encode() of the problems' strings, built in numpy from the draws themselves:
-    0.3 ms instead of 5 to 6 ms for a batch of 128, time that a step spent in Python before its threads
-    start (a test checks the two against each other). digits (B, n+1), ops (B, n) -> tokens, targets,
-    mask, each (B, n+1)."""
+    """encode() of the problems' strings, built in numpy from the draws (0.3 ms for 128 problems instead of
+    5 to 6; a test checks the two agree). digits (B, n+1), ops (B, n) -> tokens, targets, mask, each (B, n+1)."""
     first_op = TOKEN["+0"]                                   # the ids run "+0".."+9", "-0".."-9", "*0".."*9"
     tokens = np.concatenate([digits[:, :1], first_op + 10 * ops + digits[:, 1:]], axis=1)    # (B, n+1)
     values = [digits[:, 0]]
@@ -287,14 +285,12 @@ def save_json(obj, folder, name):
 # ============================================================================================
 
 def keep_freed_memory():
-    """Every step frees and allocates again the same activation arrays, from 0.1 to 1 MB each. glibc's
-    malloc serves such sizes with fresh pages from the operating system (mmap) or hands freed memory back
-    (trim), so the next step pays a page fault for every page again: by bench.py on the first machine, 112-124 ms a
-    step without this and 85-94 ms with it (two threads). Ask glibc to keep what is freed: arrays up to 32 MiB come
-    from its heap, and up to 1 GiB of freed heap is kept for reuse. Setting only the second makes steps
-    slower: any setting turns off glibc's automatic mmap threshold. Numbers are unchanged, and so is the
-    peak that tracemalloc sees; the process's resident memory is higher, by what glibc keeps. Linux with
-    glibc only; anywhere else it does nothing and returns False."""
+    """Each step frees and allocates again the same 0.1-1 MB activation arrays; glibc's malloc maps them fresh
+    from the system (or gives freed memory back), so every step pays a page fault per page again (bench.py:
+    112-124 ms a step without this, 85-94 ms with it, on the first machine). Keep what is freed: arrays up to
+    32 MiB come from the heap, and up to 1 GiB of it is kept (setting only the second is slower: any setting
+    turns off glibc's automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
+    keeps. Linux with glibc only; anywhere else it does nothing and returns False."""
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
@@ -316,11 +312,9 @@ def parallel_map(fn, items, threads):
 def frontier_mask(logits, targets, mask):
     """The frontier loss: each problem is scored up to and including its first wrong answer, not after it.
     logits (B,T,V), targets (B,T), mask (B,T) bool -> a smaller mask (B,T).
-    The idea: once the model's own running value is wrong at some position, it cannot work out the values
-    after it from that. Scoring them anyway rewards guessing them from the problem as a whole, a shortcut
-    that, we think, competes with the rule (read the previous value, apply one operation). Scored only up to
-    its first mistake, the model is asked for the next step of the chain from a right previous value, never
-    for a guess; as it learns, more answers are scored. Measured against --loss all in docs/notes.md."""
+    Once the model's own running value is wrong, the values after it cannot be worked out from it; scoring
+    them rewards guessing from the whole problem, a shortcut that competes with the rule (previous value, one
+    operation). As it learns, more answers are scored. Measured against --loss all in docs/notes.md."""
     wrong = (logits.argmax(axis=-1) != targets) & mask                                # (B,T)
     # (B,): each problem's first wrong position; T when none is wrong, so that every answer is scored
     first = np.where(wrong.any(axis=1), wrong.argmax(axis=1), mask.shape[1])
@@ -340,12 +334,10 @@ def loss_and_grads(params, cfg, batch, r, k, state0, frontier=False):
 
 
 def loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, frontier=False):
-    """loss_and_grads with the batch cut into `threads` slices computed side by side: the same sums, in
-    another order. Why threads: numpy runs elementwise work (norms, softmax, gates: most of a step here)
-    on one core, and lets other threads run meanwhile. The loss is a mean over all scored answers of the
-    batch, so each slice divides by the whole batch's count, and the slices' losses and gradients add up,
-    in a fixed order (a seed gives the same run for the same --threads). The frontier mask of a problem
-    needs only its own forward, but the count needs all of them: all forwards run before any backward."""
+    """loss_and_grads with the batch cut into `threads` slices computed side by side (numpy's elementwise
+    work, most of a step here, runs on one core and lets other threads run). The loss is a mean over the
+    whole batch's scored answers, so each slice divides by that count (all forwards run before any
+    backward), and the slices' losses and gradients add up in a fixed order: the same sums, reordered."""
     if threads == 1:
         return loss_and_grads(params, cfg, batch, r, k, state0, frontier)
     tokens, targets, mask = batch
