@@ -865,7 +865,7 @@ def generate(params, cfg, prompt, max_new_tokens, r, m=1, rng=None, state0=None,
     prompt (T,) or (B,T) ints -> tokens (B,T+n), logits (B,L,V) and core steps used (B,L), where
     n = max_new_tokens and L = T + n - 1 positions were fed (the last new token is never fed back);
     without the batch axis for a 1-D prompt. m, read, threshold, criterion, continuous: as new_cache and feed.
-    m = 1 by default: one core slot, so every token reads the last, deepest entry of every earlier token,
+    m = 1 by default: one core slot, so a token reads the last, deepest entry of each earlier token it attends to,
     whether that token exited early or not, from a cache that does not grow with r (tutorial, section 4.3).
     Position p starts from s_0 = state0[:, p] (state0 (B,L,h)) if given, else from draws of rng (default
     np.random.default_rng(0)): one initial_state draw of (B,T,h) for the prompt, then (B,1,h) per new token.

@@ -88,7 +88,7 @@ def think(args):
     answer, steps = stream(params, cfg, [problem], r, m, args.exit_threshold, args.exit_criterion, args.continuous_cot,
                            read=read)
     crit = "KL(p_i-1 || p_i)" if args.exit_criterion == "kl" else "||s_i - s_i-1|| / ||s_i||"
-    cache = ("1 core slot: a token reads the last entry of every earlier one" if m == 1 else
+    cache = ("1 core slot: a token reads the last entry of each earlier one it attends to" if m == 1 else
              f"{'no sharing' if m is None else f'{m} core slots'}, read rule {read}")
     print(f"\nStreamed one token at a time through the KV cache ({cache}"
           f"{', continuous chain of thought' if args.continuous_cot else ''});\na token stops when {crit} < "
@@ -308,8 +308,8 @@ def parse_args(argv):
     p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
                    help="adaptive exit: KL between consecutive steps' predictions, or relative state change")
     p.add_argument("--cache-budget", type=int, default=1,
-                   help="core KV-cache slots m; with 1 every token reads the last entry of every earlier "
-                        "one (tutorial, section 4.3); 0: m = r, a slot per step")
+                   help="core KV-cache slots m; with 1 every token reads the last entry of each earlier one it "
+                        "attends to (tutorial, section 4.3); 0: m = r, a slot per step")
     p.add_argument("--read-rule", choices=rdmini.READ_RULES, default="latest",
                    help="which entry of an earlier token a token reads at step i: the one in slot i %% m "
                         "(latest), or the deepest it has (always-last)")
