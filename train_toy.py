@@ -286,8 +286,8 @@ def save_json(obj, folder, name):
 
 def keep_freed_memory():
     """Each step frees and allocates again the same 0.1-1 MB activation arrays; glibc's malloc maps them fresh
-    from the system (or gives freed memory back), so every step pays a page fault per page again (bench.py:
-    112-124 ms a step without this, 85-94 ms with it, on the first machine). Keep what is freed: arrays up to
+    from the system (or gives freed memory back), so every step pays a page fault per page again (a quarter
+    of a step, by bench.py: docs/notes.md). Keep what is freed: arrays up to
     32 MiB come from the heap, and up to 1 GiB of it is kept (setting only the second is slower: any setting
     turns off glibc's automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
     keeps. Linux with glibc only; anywhere else it does nothing and returns False."""
