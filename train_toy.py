@@ -45,7 +45,7 @@ import rdmini
 # Tokens: the digits; '+-*=?.' ('+' and '=' for the addition task, '?' marks where an answer goes, '.' pads;
 # '-' and '*' are left from the one-per-character layout); and one token per operation of the running task,
 # "+0" to "*9". Why operation tokens rather than one per character (3 + 5 ...): the previous answer is always
-# one position back, and a problem takes 9 tokens instead of 17, so a step takes about a third less time
+# one position back, and a problem of 8 operations takes 9 tokens instead of 17, so a step takes about a third less time
 # (148 against 228 ms, before --threads). Per step, neither layout trained better on every seed
 # (docs/notes.md).
 VOCAB = [str(d) for d in range(10)] + list("+-*=?.") + [op + str(d) for op in "+-*" for d in range(10)]
@@ -223,7 +223,7 @@ def print_table(title, result, label="op"):
 
 
 def eval_lengths(n_ops, task):
-    """The longer problem sizes final_report measures, in order: n_ops + 4 (12 for the default), and for the
+    """The longer problem sizes final_report measures, in order: n_ops + 4 (16 for the default), and for the
     running task 2x, 4x and 6x the trained size, which a fixed stack of layers could not reach."""
     return sorted({n_ops + 4} | ({2 * n_ops, 4 * n_ops, 6 * n_ops} if task == "running" else set()) - {n_ops})
 
@@ -260,7 +260,7 @@ def final_report(params, cfg, args, out_dir, extra):
         for n, acc in sizes.items():
             print(f"{n:>5} | " + " ".join(f"{acc[str(r)]:6.3f}" if str(r) in acc else f"{'-':>6}"
                                           for r in LONG_R_VALUES))
-    r_show = 8
+    r_show = enough_r(args.n_ops)
     truths = [layout(p, task)[1] for p in problems]
     wrong = [(p, t, g) for p, t, g in zip(problems, truths, main[r_show][2]) if g != t]
     print(f"\nWrong answers at r = {r_show}: {len(wrong)} of {len(problems)}")
@@ -361,8 +361,15 @@ def loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, frontier=
 
 
 def default_n_ops(args):
-    """--n-ops when not given: 8 operations (running) or 6 digits per number (addition)."""
-    return args.n_ops or (8 if args.task == "running" else 6)
+    """--n-ops when not given: 12 operations (running) or 6 digits per number (addition)."""
+    return args.n_ops or (12 if args.task == "running" else 6)
+
+
+def enough_r(n_ops):
+    """The first r of R_VALUES at least n_ops + 2 (8 for the lab, 16 for the default): enough for the
+    frontier, about one operation per iteration, to cross the problem. The progress line's r and the final
+    report's wrong answers use it."""
+    return next((r for r in R_VALUES if r >= n_ops + 2), R_VALUES[-1])
 
 
 def make_config(args):
@@ -436,6 +443,7 @@ def train(args):
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))     # finish the step, save, exit
     quick = random_problems(np.random.default_rng(EVAL_SEED + 1), 256, args.n_ops, args.task)
+    r_eval = args.r or enough_r(args.n_ops)                            # the progress line's r
     t0, tokens_seen, step_in_run, last_good, log = time.time(), 0, 0, None, []
     while step < total and not stop["now"]:
         if args.stop_at is not None and step >= args.stop_at:
@@ -464,11 +472,11 @@ def train(args):
         step_in_run += 1
         tokens_seen += tokens.size
         if step % args.log_every == 0 or step == total:
-            acc = evaluate(params, cfg, quick, [args.r], args.task)[args.r][0]
+            acc = evaluate(params, cfg, quick, [r_eval], args.task)[r_eval][0]
             log.append({"step": step, "loss": round(loss, 4), "r": r, "accuracy": acc})
             el = time.time() - t0
             left = el / step_in_run * (total - step)
-            print(f"step {step:5d}/{total} | loss {loss:.4f} | r {r:2d} | held-out all right {acc:.3f} at r={args.r}"
+            print(f"step {step:5d}/{total} | loss {loss:.4f} | r {r:2d} | held-out all right {acc:.3f} at r={r_eval}"
                   f" | {tokens_seen / el:6.0f} tok/s | {el:4.0f}s elapsed, {left:4.0f}s left", flush=True)
         if step % args.save_every == 0:
             save(path, params, cfg, opt, step, rngs, args)
@@ -497,12 +505,12 @@ def make_parser(description=None):
                    help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
                         + "; any of these flags given beside it wins")
     p.add_argument("--steps", type=int, default=None,
-                   help="total training steps (default 5000; with --resume, the total the run was started with)")
+                   help="total training steps (default 3500; with --resume, the total the run was started with)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
     p.add_argument("--n-ops", type=int, default=None,
-                   help="most operations per problem (running, default 8) or digits per number (addition, default 6)")
+                   help="most operations per problem (running, default 12) or digits per number (addition, default 6)")
     p.add_argument("--mean-r", type=float, default=10.0, help="mean recurrences per step (1 = no recurrence)")
     p.add_argument("--max-r", type=int, default=32, help="cap on the r drawn per step")
     p.add_argument("--k", type=int, default=4, help="backprop through the last k iterations")
@@ -527,7 +535,9 @@ def make_parser(description=None):
     p.add_argument("--warmup", type=int, default=100, help="warmup steps")
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole run")
-    p.add_argument("--r", type=int, default=8, help="test-time r for the progress line")
+    p.add_argument("--r", type=int, default=None,
+                   help="test-time r for the progress line (default: the first of 1, 2, 3, 4, 6, 8, 16, 32, 64 "
+                        "at least --n-ops + 2: 8 for --lab, 16 for the default)")
     p.add_argument("--out", default=os.path.join("runs", "toy"), help="run folder")
     p.add_argument("--seeds", default=None,
                    help="train once per seed, e.g. 0-4 or 0,3,7, each into OUT/seed<N>, and summarise them in "
@@ -558,7 +568,7 @@ def parse_args(argv, p=None):
 def check_args(p, args):
     """Refuse bad settings up front, each with one line that names the flag (argparse's error: exit 2)."""
     if args.steps is None and not args.resume:
-        args.steps = 5000
+        args.steps = 3500
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
                       ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1),
                       ("log_every", 1), ("save_every", 1), ("eval_problems", 1)):

@@ -186,7 +186,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
 
 
 def test_resume_without_steps_keeps_the_runs_total(tmp_path):
-    """--steps defaults to 5000 for a new run; a resumed run without --steps keeps the total it began with,
+    """--steps defaults to 3500 for a new run; a resumed run without --steps keeps the total it began with,
     so an interrupted run of another length neither stops early nor changes its learning-rate schedule."""
     straight = run(["--steps", "8"], tmp_path, "straight")
     split = run(["--steps", "8", "--stop-at", "4"], tmp_path, "split")
@@ -256,9 +256,10 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
-    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, 2, 5000, os.path.join("runs", "toy"))
+    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, 2, 3500, os.path.join("runs", "toy"))
     assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2500, os.path.join("runs", "lab"))
     assert tt.LAB == {"n_ops": 6, "steps": 2500, "out": os.path.join("runs", "lab")}
+    assert (tt.enough_r(6), tt.enough_r(12), tt.enough_r(100)) == (8, 16, 64)   # the progress line's r
     # the window's default follows the task: addition's answers need digits far back
     assert tt.parse_args(["--task", "addition"]).window is None and tt.parse_args(["--window", "0"]).window is None
     norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
@@ -398,13 +399,15 @@ def test_resume_names_the_window_as_the_flag_writes_it(tmp_path, capsys):
 
 
 def test_problems_six_times_the_trained_length_encode_and_evaluate():
-    cfg = tt.make_config(tt.parse_args(["--width", "8", "--heads", "2"]))          # the default task, 8 operations
-    problems = tt.random_problems(np.random.default_rng(0), 3, 48)
+    args = tt.parse_args(["--width", "8", "--heads", "2"])
+    cfg = tt.make_config(args)                                   # the default task: 12 operations
+    assert args.n_ops == 12 and tt.eval_lengths(12, "running") == [16, 24, 48, 72]
+    problems = tt.random_problems(np.random.default_rng(0), 3, 72)
     tokens, targets, mask = tt.encode(problems)
-    assert tokens.shape == (3, 49) and cfg.max_seq_len >= 49 and mask.all()
+    assert tokens.shape == (3, 73) and cfg.max_seq_len >= 73 and mask.all()
     assert ["".join(map(str, t)) for t in targets] == [tt.running_values(p) for p in problems]
     result = tt.evaluate(rdmini.init_params(cfg, 0), cfg, problems, [1, 64])
-    assert len(result[64][1]) == 49 and all(len(guess) == 49 for guess in result[64][2])
+    assert len(result[64][1]) == 73 and all(len(guess) == 73 for guess in result[64][2])
 
 
 def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
