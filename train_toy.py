@@ -228,9 +228,9 @@ def eval_lengths(n_ops, task):
     return sorted({n_ops + 4} | ({2 * n_ops, 4 * n_ops, 6 * n_ops} if task == "running" else set()) - {n_ops})
 
 
-def final_report(params, cfg, args, out_dir, extra):
+def final_report(params, cfg, args, out_dir, extra, name="results.json"):
     """Accuracy by r on held-out problems of the trained size and longer ones, wrong answers;
-    printed, and saved to results.json in the run folder (results["longer"][str(n)] per longer size n)."""
+    printed, and saved to name in the run folder (results["longer"][str(n)] per longer size n)."""
     task = args.task
     rng = np.random.default_rng(EVAL_SEED)
     problems = random_problems(rng, args.eval_problems, args.n_ops, task)
@@ -267,7 +267,7 @@ def final_report(params, cfg, args, out_dir, extra):
     for p, truth, guess in wrong[:5]:
         print(f"  problem {p}   truth {truth}   prediction {guess}")
     results["wrong_examples"] = [{"r": r_show, "problem": p, "truth": t, "prediction": g} for p, t, g in wrong[:10]]
-    print(f"\nSaved {save_json(results, out_dir, 'results.json')}")
+    print(f"\nSaved {save_json(results, out_dir, name)}")
     return results
 
 
@@ -430,8 +430,10 @@ def train(args):
         params = rdmini.init_params(cfg, args.seed)
         opt, step = rdmini.adamw_init(params), 0
     n_params = sum(w.size for w in params.values())
-    if args.eval_only:
-        return final_report(params, cfg, args, out_dir, {"step": step})
+    if args.eval_only:               # at another size than trained: its own file, the run's results.json kept
+        other = args.n_ops != state["run"]["n_ops"]
+        return final_report(params, cfg, args, out_dir, {"step": step},
+                            f"results_{args.n_ops}.json" if other else "results.json")
     total = args.steps
     print(f"Training {n_params:,} parameters: {cfg.n_prelude} prelude + {cfg.n_core} core x r + {cfg.n_coda} "
           f"coda blocks, width {cfg.width}" + (f", attention window {cfg.window}" if cfg.window else "")
@@ -549,7 +551,8 @@ def make_parser(description=None):
                         "docs/lab_reference.json is --lab's over seeds 0-9)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--stop-at", type=int, default=None, help="stop and save at this step, as Ctrl-C would")
-    p.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint in --out")
+    p.add_argument("--eval-only", action="store_true",
+                   help="evaluate the checkpoint in --out; with another --n-ops than trained, into results_N.json")
     p.add_argument("--log-every", type=int, default=100, help="steps between progress lines")
     p.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table")

@@ -185,6 +185,16 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     assert "different settings (--lr 0.003 there, 0.5 now)" in capsys.readouterr().err
 
 
+def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path):
+    out = run(["--steps", "4", "--n-ops", "3"], tmp_path)
+    trained = json.load(open(os.path.join(out, "results.json")))
+    tt.main(TINY + ["--out", out, "--eval-only", "--n-ops", "2"])
+    assert json.load(open(os.path.join(out, "results.json"))) == trained
+    other = json.load(open(os.path.join(out, "results_2.json")))
+    assert (trained["n_ops"], other["n_ops"]) == (3, 2) and other["step"] == 4
+    assert sorted(other["longer"], key=int) == [str(n) for n in tt.eval_lengths(2, "running")]
+
+
 def test_resume_without_steps_keeps_the_runs_total(tmp_path):
     """--steps defaults to 3500 for a new run; a resumed run without --steps keeps the total it began with,
     so an interrupted run of another length neither stops early nor changes its learning-rate schedule."""
