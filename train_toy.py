@@ -507,7 +507,7 @@ def make_parser(description=None):
                    help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
                         + "; any of these flags given beside it wins")
     p.add_argument("--steps", type=int, default=None,
-                   help="total training steps (default 3500; with --resume, the total the run was started with)")
+                   help="total training steps (default 4500; with --resume, the total the run was started with)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
@@ -571,7 +571,7 @@ def parse_args(argv, p=None):
 def check_args(p, args):
     """Refuse bad settings up front, each with one line that names the flag (argparse's error: exit 2)."""
     if args.steps is None and not args.resume:
-        args.steps = 3500
+        args.steps = 4500
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
                       ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1),
                       ("log_every", 1), ("save_every", 1), ("eval_problems", 1)):

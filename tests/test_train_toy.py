@@ -196,7 +196,7 @@ def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path):
 
 
 def test_resume_without_steps_keeps_the_runs_total(tmp_path):
-    """--steps defaults to 3500 for a new run; a resumed run without --steps keeps the total it began with,
+    """--steps defaults to 4500 for a new run; a resumed run without --steps keeps the total it began with,
     so an interrupted run of another length neither stops early nor changes its learning-rate schedule."""
     straight = run(["--steps", "8"], tmp_path, "straight")
     split = run(["--steps", "8", "--stop-at", "4"], tmp_path, "split")
@@ -266,7 +266,7 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
-    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, 2, 3500, os.path.join("runs", "toy"))
+    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, 2, 4500, os.path.join("runs", "toy"))
     assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2500, os.path.join("runs", "lab"))
     assert tt.LAB == {"n_ops": 6, "steps": 2500, "out": os.path.join("runs", "lab")}
     assert (tt.enough_r(6), tt.enough_r(12), tt.enough_r(100)) == (8, 16, 64)   # the progress line's r
