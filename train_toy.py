@@ -45,9 +45,9 @@ import rdmini
 # Tokens: the digits; '+-*=?.' ('+' and '=' for the addition task, '?' marks where an answer goes, '.' pads;
 # '-' and '*' are left from the one-per-character layout); and one token per operation of the running task,
 # "+0" to "*9". Why operation tokens rather than one per character (3 + 5 ...): the previous answer is always
-# one position back, and a problem of 8 operations takes 9 tokens instead of 17, so a step takes about a third less time
-# (148 against 228 ms, before --threads). Per step, neither layout trained better on every seed
-# (docs/notes.md).
+# one position back, and a problem of 8 operations takes 9 tokens instead of 17, so a step takes about a
+# third less time (148 against 228 ms, before --threads). Per step, neither layout trained better on every
+# seed (docs/notes.md).
 VOCAB = [str(d) for d in range(10)] + list("+-*=?.") + [op + str(d) for op in "+-*" for d in range(10)]
 PAD = VOCAB.index(".")
 TOKEN = {c: i for i, c in enumerate(VOCAB)}
@@ -497,6 +497,7 @@ def train(args):
 # The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
 LAB = {"n_ops": 6, "steps": 2500, "out": os.path.join("runs", "lab")}
+STEPS = 4500                           # the default run's training steps (on 12 operations)
 
 
 def make_parser(description=None):
@@ -507,7 +508,7 @@ def make_parser(description=None):
                    help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
                         + "; any of these flags given beside it wins")
     p.add_argument("--steps", type=int, default=None,
-                   help="total training steps (default 4500; with --resume, the total the run was started with)")
+                   help=f"total training steps (default {STEPS}; with --resume, the total the run was started with)")
     p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
@@ -538,7 +539,7 @@ def make_parser(description=None):
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole run")
     p.add_argument("--r", type=int, default=None,
-                   help="test-time r for the progress line (default: the first of 1, 2, 3, 4, 6, 8, 16, 32, 64 "
+                   help=f"test-time r for the progress line (default: the first of {', '.join(map(str, R_VALUES))} "
                         "at least --n-ops + 2: 8 for --lab, 16 for the default)")
     p.add_argument("--out", default=os.path.join("runs", "toy"), help="run folder")
     p.add_argument("--seeds", default=None,
@@ -571,7 +572,7 @@ def parse_args(argv, p=None):
 def check_args(p, args):
     """Refuse bad settings up front, each with one line that names the flag (argparse's error: exit 2)."""
     if args.steps is None and not args.resume:
-        args.steps = 4500
+        args.steps = STEPS
     for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
                       ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1),
                       ("log_every", 1), ("save_every", 1), ("eval_problems", 1)):
