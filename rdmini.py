@@ -775,6 +775,30 @@ def copy_to_skipped_slots(cache, i, done):
                                               dst[:, :, b, :, t0:t0 + t])       # (n_core,2,b,H,t,d)
 
 
+def check_feed_inputs(cfg, cache, tokens, state0, threshold, criterion):
+    """feed's arguments, each with an error that says what was wrong; -> tokens as an array."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or tokens.shape[0] != cache["state"].shape[0]:
+        raise ValueError(f"tokens must be a 2-D integer array (B, t) with B = {cache['state'].shape[0]} "
+                         f"(the cache's batch), got {tokens.dtype} of shape {tokens.shape}")
+    B, t = tokens.shape
+    t0, capacity = cache["length"], cache["state"].shape[1]
+    if t < 1:
+        raise ValueError("tokens is empty: feed at least one token")
+    if t0 + t > capacity:
+        raise ValueError(f"{t0 + t} positions do not fit: this cache holds {capacity} "
+                         f"(Config.max_seq_len = {cfg.max_seq_len})")
+    if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
+        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {tokens.min()} and max {tokens.max()}")
+    if state0 is not None and np.shape(state0) != (B, t, cfg.width):
+        raise ValueError(f"state0 must have shape (B, t, h) = {(B, t, cfg.width)}, got {np.shape(state0)}")
+    if threshold is not None and not threshold >= 0:
+        raise ValueError(f"threshold must be None (fixed r) or a number >= 0, got {threshold!r}")
+    if criterion not in ("kl", "state"):
+        raise ValueError(f"criterion must be 'kl' or 'state', got {criterion!r}")
+    return tokens
+
+
 def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl", continuous=False):
     """Run new tokens (B,t) at the next t positions, reusing the cache for all earlier ones; the cache is
     updated in place. -> logits (B,t,V) and the core steps each new token used, (B,t) int.
@@ -793,25 +817,9 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     A token that stops at step j leaves its step-j entries in the slots of the steps it skipped, so a
     deeper reader reads its latest entry. Tokens of one call run in lock-step: a stopped token's rows
     are still computed (and thrown away) while others go on, as one batched product is simpler."""
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or tokens.shape[0] != cache["state"].shape[0]:
-        raise ValueError(f"tokens must be a 2-D integer array (B, t) with B = {cache['state'].shape[0]} "
-                         f"(the cache's batch), got {tokens.dtype} of shape {tokens.shape}")
+    tokens = check_feed_inputs(cfg, cache, tokens, state0, threshold, criterion)
     B, t = tokens.shape
-    t0, r, m, capacity = cache["length"], cache["r"], cache["m"], cache["state"].shape[1]
-    if t < 1:
-        raise ValueError("tokens is empty: feed at least one token")
-    if t0 + t > capacity:
-        raise ValueError(f"{t0 + t} positions do not fit: this cache holds {capacity} "
-                         f"(Config.max_seq_len = {cfg.max_seq_len})")
-    if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
-        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {tokens.min()} and max {tokens.max()}")
-    if state0 is not None and np.shape(state0) != (B, t, cfg.width):
-        raise ValueError(f"state0 must have shape (B, t, h) = {(B, t, cfg.width)}, got {np.shape(state0)}")
-    if threshold is not None and not threshold >= 0:
-        raise ValueError(f"threshold must be None (fixed r) or a number >= 0, got {threshold!r}")
-    if criterion not in ("kl", "state"):
-        raise ValueError(f"criterion must be 'kl' or 'state', got {criterion!r}")
+    t0, r, m = cache["length"], cache["r"], cache["m"]
 
     rot, mask = cache["rope"][t0:t0 + t], causal_mask(t, cfg.dtype, t0, cfg.window)   # (t,1,d/2), (t,t0+t)
     x = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))[0]   # (B,t) -> (B,t,h)

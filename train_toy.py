@@ -413,73 +413,85 @@ def load(path, args):
     return params, cfg, opt, state
 
 
-def train(args):
-    out_dir = args.out
-    path = os.path.join(out_dir, "checkpoint.npz")
+def start_run(args, path):
+    """A new run, or the saved one (--resume, --eval-only). -> params, cfg, opt, step, rngs, the saved state."""
     rngs = {"data": np.random.default_rng([args.seed, 0]),     # problems
             "r": np.random.default_rng([args.seed, 1]),        # recurrences per batch
             "noise": np.random.default_rng([args.seed, 2])}    # the initial state s_0
-    if args.resume or args.eval_only:
-        params, cfg, opt, state = load(path, args)
-        step = state["step"]
-        for n, g in rngs.items():
-            g.bit_generator.state = state["rngs"][n]
-        print(f"Loaded {path} at step {step}")
-    else:
+    if not (args.resume or args.eval_only):
         cfg = make_config(args)
-        params = rdmini.init_params(cfg, args.seed)
-        opt, step = rdmini.adamw_init(params), 0
+        return rdmini.init_params(cfg, args.seed), cfg, None, 0, rngs, None
+    params, cfg, opt, state = load(path, args)
+    for n, g in rngs.items():
+        g.bit_generator.state = state["rngs"][n]
+    print(f"Loaded {path} at step {state['step']}")
+    return params, cfg, opt, state["step"], rngs, state
+
+
+def describe(cfg, args, n_params):
+    """The run's first line: what is trained, on what."""
+    return (f"Training {n_params:,} parameters: {cfg.n_prelude} prelude + {cfg.n_core} core x r + {cfg.n_coda} "
+            f"coda blocks, width {cfg.width}" + (f", attention window {cfg.window}" if cfg.window else "")
+            + f"; r ~ mean {args.mean_r} (at most {args.max_r}), k = {args.k}; "
+            f"{args.steps} steps of {args.batch} {args.task} problems of size {args.n_ops} (and their prefixes); "
+            + ("each scored up to its first wrong answer (--loss frontier)" if args.loss == "frontier"
+               else "every answer scored (--loss all)"))
+
+
+def train_step(params, cfg, opt, rngs, args, step):
+    """One step of training: a batch, forward, loss, backward, update. -> loss, gradient norm, r, tokens."""
+    r = min(rdmini.sample_r(rngs["r"], args.mean_r), args.max_r)
+    batch = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
+    tokens = batch[0]
+    state0 = rdmini.initial_state(cfg, tokens.shape + (cfg.width,), rngs["noise"])   # s_0: (B,T,h)
+    frontier = args.loss == "frontier"
+    if args.threads == 1:                                            # forward, loss, backward
+        loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, frontier)
+    else:                                                            # the same, in slices side by side
+        loss, grads = loss_and_grads_threaded(params, cfg, batch, r, args.k, state0, args.threads, frontier)
+    lr = rdmini.learning_rate(step, args.steps, args.lr, args.warmup)
+    norm = rdmini.adamw_update(params, grads, opt, lr, betas=(0.9, 0.98), weight_decay=args.weight_decay)  # update
+    return loss, norm, r, tokens.size
+
+
+def train(args):
+    path = os.path.join(args.out, "checkpoint.npz")
+    params, cfg, opt, step, rngs, state = start_run(args, path)
     n_params = sum(w.size for w in params.values())
     if args.eval_only:               # at another size than trained: its own file, the run's results.json kept
         other = args.n_ops != state["run"]["n_ops"]
-        return final_report(params, cfg, args, out_dir, {"step": step},
+        return final_report(params, cfg, args, args.out, {"step": step},
                             f"results_{args.n_ops}.json" if other else "results.json")
-    total = args.steps
-    print(f"Training {n_params:,} parameters: {cfg.n_prelude} prelude + {cfg.n_core} core x r + {cfg.n_coda} "
-          f"coda blocks, width {cfg.width}" + (f", attention window {cfg.window}" if cfg.window else "")
-          + f"; r ~ mean {args.mean_r} (at most {args.max_r}), k = {args.k}; "
-          f"{total} steps of {args.batch} {args.task} problems of size {args.n_ops} (and their prefixes); "
-          + ("each scored up to its first wrong answer (--loss frontier)" if args.loss == "frontier"
-             else "every answer scored (--loss all)"))
+    if opt is None:
+        opt = rdmini.adamw_init(params)
+    print(describe(cfg, args, n_params))
 
     stop = {"now": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))     # finish the step, save, exit
     quick = random_problems(np.random.default_rng(EVAL_SEED + 1), 256, args.n_ops, args.task)
     r_eval = args.r or enough_r(args.n_ops)                            # the progress line's r
     t0, tokens_seen, step_in_run, last_good, log = time.time(), 0, 0, None, []
-    while step < total and not stop["now"]:
+    while step < args.steps and not stop["now"]:
         if args.stop_at is not None and step >= args.stop_at:
             stop["now"] = True                  # as if interrupted here: the resume test uses this
             break
         if args.minutes and time.time() - t0 > 60 * args.minutes:
             print(f"Time budget of {args.minutes} minutes reached at step {step}")
             break
-        r = min(rdmini.sample_r(rngs["r"], args.mean_r), args.max_r)
-        batch = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
-        tokens = batch[0]
-        state0 = rdmini.initial_state(cfg, tokens.shape + (cfg.width,), rngs["noise"])   # s_0: (B,T,h)
-        frontier = args.loss == "frontier"
-        if args.threads == 1:                                        # forward, loss, backward
-            loss, grads = loss_and_grads(params, cfg, batch, r, args.k, state0, frontier)
-        else:                                                        # the same, in slices side by side
-            loss, grads = loss_and_grads_threaded(params, cfg, batch, r, args.k, state0, args.threads, frontier)
-        lr = rdmini.learning_rate(step, total, args.lr, args.warmup)
-        norm = rdmini.adamw_update(params, grads, opt, lr, betas=(0.9, 0.98), weight_decay=args.weight_decay)  # update
+        loss, norm, r, n_tokens = train_step(params, cfg, opt, rngs, args, step)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             print(f"error: the loss became non-finite at step {step} (loss {loss}, gradient norm {norm}). "
                   f"The checkpoint in {path} is the last good one{'' if last_good is not None else ' (none yet)'}; "
                   "try a smaller --lr.", file=sys.stderr)
             sys.exit(1)
-        step += 1
-        step_in_run += 1
-        tokens_seen += tokens.size
-        if step % args.log_every == 0 or step == total:
+        step, step_in_run, tokens_seen = step + 1, step_in_run + 1, tokens_seen + n_tokens
+        if step % args.log_every == 0 or step == args.steps:
             acc = evaluate(params, cfg, quick, [r_eval], args.task)[r_eval][0]
             log.append({"step": step, "loss": round(loss, 4), "r": r, "accuracy": acc})
             el = time.time() - t0
-            left = el / step_in_run * (total - step)
-            print(f"step {step:5d}/{total} | loss {loss:.4f} | r {r:2d} | held-out all right {acc:.3f} at r={r_eval}"
-                  f" | {tokens_seen / el:6.0f} tok/s | {el:4.0f}s elapsed, {left:4.0f}s left", flush=True)
+            left = el / step_in_run * (args.steps - step)
+            print(f"step {step:5d}/{args.steps} | loss {loss:.4f} | r {r:2d} | held-out all right {acc:.3f} at "
+                  f"r={r_eval} | {tokens_seen / el:6.0f} tok/s | {el:4.0f}s elapsed, {left:4.0f}s left", flush=True)
         if step % args.save_every == 0:
             save(path, params, cfg, opt, step, rngs, args)
             last_good = step
@@ -490,8 +502,8 @@ def train(args):
     wall = time.time() - t0
     print(f"Trained {step} steps in {wall:.0f} s")
     save(path, params, cfg, opt, step, rngs, args)
-    return final_report(params, cfg, args, out_dir, {"step": step, "loss": args.loss, "train_seconds": round(wall, 1),
-                                                     "params": n_params, "log": log})
+    return final_report(params, cfg, args, args.out, {"step": step, "loss": args.loss, "train_seconds": round(wall, 1),
+                                                      "params": n_params, "log": log})
 
 
 # The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
