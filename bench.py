@@ -153,20 +153,8 @@ def peak_memory(params, cfg, args, r, k):
     return peak
 
 
-def bench(args):
-    """Time the default training step; compare with the machine's matmul rate; memory vs r and k.
-    The timings are taken in turns (time_in_turns); the profile split and the memory come after."""
-    cfg = make_config(args)
-    params = rdmini.init_params(cfg, args.seed)
-    opt = rdmini.adamw_init(params)
-    rng = np.random.default_rng(args.seed)
-    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, problem_tokens(args.n_ops)
-
-    def step(threads=args.threads, params=params, cfg=cfg, opt=opt, B=B, n_ops=args.n_ops):
-        batch = make_batch(rng, B, n_ops)
-        state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
-        loss, grads = loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
-        rdmini.adamw_update(params, grads, opt, 1e-4)
+def overhead_timers(args, step, r, k):
+    """Timers of Python's overhead, for time_in_turns: step(threads, params, cfg, opt, B, n_ops) on a tiny model."""
     # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
     # remains is the interpreter and numpy's per-call cost, paid the same at any size. Counted two ways:
     # in one thread, the tiny step and its other slices one after the other (only one thread can run
@@ -184,12 +172,29 @@ def bench(args):
 
     def tiny_slice():
         loss_and_grads_threaded(tiny_params, tiny_cfg, tiny_batch, r, k, tiny_s0, 1, args.loss == "frontier")
+    return {"tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
+            "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
+            "tiny_threads": (lambda: seconds(lambda: tiny_step(args.threads)), TINY_PER_ROUND)}
+
+
+def bench(args):
+    """Time the default training step; compare with the machine's matmul rate; memory vs r and k.
+    The timings are taken in turns (time_in_turns); the profile split and the memory come after."""
+    cfg = make_config(args)
+    params = rdmini.init_params(cfg, args.seed)
+    opt = rdmini.adamw_init(params)
+    rng = np.random.default_rng(args.seed)
+    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, problem_tokens(args.n_ops)
+
+    def step(threads=args.threads, params=params, cfg=cfg, opt=opt, B=B, n_ops=args.n_ops):
+        batch = make_batch(rng, B, n_ops)
+        state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
+        loss, grads = loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
+        rdmini.adamw_update(params, grads, opt, 1e-4)
     shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
     timers = {"step": (lambda: seconds(step), 1),
               "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-              "tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
-              "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
-              "tiny_threads": (lambda: seconds(lambda: tiny_step(args.threads)), TINY_PER_ROUND),
+              **overhead_timers(args, step, r, k),
               "big": (lambda: matmul_rate(2048, 2048, 2048, 1, args.threads), 1),     # GFLOP/s, not seconds
               "own": (lambda: matmul_rate(*shape, 100, args.threads), 1)}
     if args.threads == 1:                           # one slice: "step" is one thread, and the tiny step has it all
