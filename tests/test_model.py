@@ -86,7 +86,8 @@ def test_window_reach_grows_with_each_iteration(make_cfg, make_params, make_stat
 
 def test_rope_scores_depend_only_on_relative_position(make_cfg):
     # RoPE's purpose: a query at position i and a key at position j meet in a score that depends on
-    # i - j only. The gradient checks cannot see a wrong frequency table; this can.
+    # i - j only. Any table of frequencies has that property, so the frequencies are checked too: pair j
+    # turns by base^(-2j/d) per position (the gradient checks cannot see a wrong table; this can).
     cfg = make_cfg()
     T, H, d = 6, cfg.n_heads, cfg.head_dim
     rng = np.random.default_rng(0)
@@ -100,6 +101,7 @@ def test_rope_scores_depend_only_on_relative_position(make_cfg):
         np.testing.assert_allclose(diagonal, np.broadcast_to(diagonal[:, :1], diagonal.shape), rtol=1e-10)
     assert not np.allclose(scores[:, 0, 0], scores[:, 0, 1])         # but the distance does matter
     np.testing.assert_allclose(q[0], q_vec, rtol=1e-12)              # position 0 is not rotated
+    np.testing.assert_allclose(np.angle(rope[1, 0]), cfg.rope_base ** (-np.arange(0, d, 2) / d), rtol=1e-12)
     # a rotation keeps lengths
     np.testing.assert_allclose(np.linalg.norm(q, axis=-1), np.tile(np.linalg.norm(q_vec, axis=-1), (T, 1)))
 
@@ -458,7 +460,8 @@ def test_learning_rate_schedule():
 def test_tiny_overfit(make_cfg, injection):
     # The real training loop in miniature: a fresh r from sample_r, fresh noise, truncated backprop,
     # clipping, weight decay and the schedule, all on one fixed batch of 4 random sequences. Across seeds
-    # the loss falls to 0.02-0.13 of its start in 100 steps; 0.3 leaves a wide margin.
+    # the loss falls to 0.02-0.13 of its start in 100 steps; 0.2 leaves a margin, and a loop that cuts the
+    # gradient through the recurrence (0.22 with injection by addition) fails.
     cfg = make_cfg(dtype="float32", injection=injection, mean_r=3, backprop_k=2)
     params = rdmini.init_params(cfg, 0)
     rng = np.random.default_rng(0)
@@ -478,7 +481,7 @@ def test_tiny_overfit(make_cfg, injection):
         _, dlogits = rdmini.cross_entropy(logits, targets, mask)
         rdmini.adamw_update(params, rdmini.backward(cache, dlogits), opt, rdmini.learning_rate(step, steps, 1e-2, 10))
     last = eval_loss()
-    assert last < 0.3 * first, f"loss only went from {first:.3f} to {last:.3f}"
+    assert last < 0.2 * first, f"loss only went from {first:.3f} to {last:.3f}"
 
 
 def test_the_loop_refuses_inference_hooks_in_training(make_cfg, make_params):
