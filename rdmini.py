@@ -409,19 +409,25 @@ def coda_forward(params, cfg, s, rope, mask, kvs=None):
     return logits, (c_n1, c_blocks, c_n2, c_out)
 
 
-def check_inputs(cfg, tokens, r, k, state0):
+def check_tokens(cfg, tokens):
+    """tokens as a 2-D integer array (B, T) of at least one token, every id in the vocabulary; else a ValueError."""
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(f"tokens must be a 2-D integer array (B, T), got {tokens.dtype} of shape {tokens.shape}")
-    B, T = tokens.shape
-    if B < 1 or T < 1:
-        raise ValueError(f"tokens must hold at least one token, got shape {tokens.shape}")
-    if T > cfg.max_seq_len:
-        raise ValueError(f"sequence length T={T} is above Config.max_seq_len={cfg.max_seq_len}; "
-                         "shorten the input or build the model with a larger max_seq_len")
+    if tokens.size == 0:
+        raise ValueError(f"tokens is empty (shape {tokens.shape}): give at least one token")
     if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
         raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {tokens.min()} "
                          f"and max {tokens.max()}")
+    return tokens
+
+
+def check_inputs(cfg, tokens, r, k, state0):
+    tokens = check_tokens(cfg, tokens)
+    B, T = tokens.shape
+    if T > cfg.max_seq_len:
+        raise ValueError(f"sequence length T={T} is above Config.max_seq_len={cfg.max_seq_len}; "
+                         "shorten the input or build the model with a larger max_seq_len")
     if not isinstance(r, (int, np.integer)) or r < 1:
         raise ValueError(f"r (recurrences) must be an integer >= 1, got {r!r}")
     if not isinstance(k, (int, np.integer)) or k < 0:
@@ -777,19 +783,14 @@ def copy_to_skipped_slots(cache, i, done):
 
 def check_feed_inputs(cfg, cache, tokens, state0, threshold, criterion):
     """feed's arguments, each with an error that says what was wrong; -> tokens as an array."""
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer) or tokens.shape[0] != cache["state"].shape[0]:
-        raise ValueError(f"tokens must be a 2-D integer array (B, t) with B = {cache['state'].shape[0]} "
-                         f"(the cache's batch), got {tokens.dtype} of shape {tokens.shape}")
+    tokens = check_tokens(cfg, tokens)
     B, t = tokens.shape
+    if B != cache["state"].shape[0]:
+        raise ValueError(f"tokens must have B = {cache['state'].shape[0]} rows (the cache's batch), got {B}")
     t0, capacity = cache["length"], cache["state"].shape[1]
-    if t < 1:
-        raise ValueError("tokens is empty: feed at least one token")
     if t0 + t > capacity:
         raise ValueError(f"{t0 + t} positions do not fit: this cache holds {capacity} "
                          f"(Config.max_seq_len = {cfg.max_seq_len})")
-    if tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
-        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got min {tokens.min()} and max {tokens.max()}")
     if state0 is not None and np.shape(state0) != (B, t, cfg.width):
         raise ValueError(f"state0 must have shape (B, t, h) = {(B, t, cfg.width)}, got {np.shape(state0)}")
     if threshold is not None and not threshold >= 0:

@@ -19,6 +19,9 @@ the answer travel about one operation further, so the accuracy on long chains sh
     python train_toy.py --lab --seeds 0-4 --compare docs/lab_reference.json   # a variant over 5 seeds
     python train_toy.py --help           # every option
 Beside it: think.py (watch a trained model think; the KV cache, adaptive exit) and bench.py (speed, memory).
+
+Where things are: the task (running_values, encode, make_batch), evaluation (evaluate), one training step
+(loss_and_grads: forward, loss, backward; train_step: a batch, that, the update) and the loop (train).
 """
 import argparse
 import concurrent.futures
@@ -420,7 +423,8 @@ def start_run(args, path):
             "noise": np.random.default_rng([args.seed, 2])}    # the initial state s_0
     if not (args.resume or args.eval_only):
         cfg = make_config(args)
-        return rdmini.init_params(cfg, args.seed), cfg, None, 0, rngs, None
+        params = rdmini.init_params(cfg, args.seed)
+        return params, cfg, rdmini.adamw_init(params), 0, rngs, None
     params, cfg, opt, state = load(path, args)
     for n, g in rngs.items():
         g.bit_generator.state = state["rngs"][n]
@@ -462,8 +466,6 @@ def train(args):
         other = args.n_ops != state["run"]["n_ops"]
         return final_report(params, cfg, args, args.out, {"step": step},
                             f"results_{args.n_ops}.json" if other else "results.json")
-    if opt is None:
-        opt = rdmini.adamw_init(params)
     print(describe(cfg, args, n_params))
 
     stop = {"now": False}
