@@ -602,7 +602,7 @@ def adamw_update(params, grads, opt, lr, betas=(0.9, 0.95), eps=1e-8, weight_dec
     return norm
 
 
-def learning_rate(step, total, peak, warmup, final_ratio=0.1):
+def learning_rate(step, total, peak, warmup, final_ratio=0.0):
     """Linear warmup to peak over `warmup` steps, then cosine decay to peak * final_ratio at `total`."""
     if step < warmup:
         return peak * (step + 1) / warmup

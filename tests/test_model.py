@@ -437,8 +437,9 @@ def test_adamw_weight_decay_skips_norms(make_cfg, make_params):
     assert any("norm" in n for n in params) and any("norm" not in n for n in params)
 
 
-def test_learning_rate_schedule():
-    peak, warmup, total, final_ratio = 3e-3, 10, 100, 0.1
+@pytest.mark.parametrize("final_ratio", [0.1, 0.0])
+def test_learning_rate_schedule(final_ratio):
+    peak, warmup, total = 3e-3, 10, 100
     lr = [rdmini.learning_rate(s, total, peak, warmup, final_ratio) for s in range(total + 51)]
     rise = np.diff(lr[:warmup])
     assert lr[0] > 0                                                  # step 0 already learns
@@ -450,6 +451,7 @@ def test_learning_rate_schedule():
     assert all(a >= b for a, b in zip(lr[warmup:], lr[warmup + 1:]))  # then only down
     assert lr[total] == pytest.approx(peak * final_ratio)              # to peak * final_ratio at total
     assert lr[-1] == pytest.approx(peak * final_ratio)                 # and it stays there
+    assert lr[total - 1] > 0                                           # the last step still learns
 
 
 # ============================================================================================

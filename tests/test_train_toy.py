@@ -162,16 +162,19 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
 
 
 def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path):
-    """Checkpoints written before --threads, --loss and --window existed have none of these settings; they
-    ran in one thread, scored every answer and attended over the whole prefix."""
-    old = ["--threads", "1", "--loss", "all", "--window", "0"]
+    """Checkpoints written before --threads, --loss, --window and --final-lr-ratio existed have none of
+    these settings; they ran in one thread, scored every answer, attended over the whole prefix and decayed
+    the learning rate to a tenth."""
+    old = ["--threads", "1", "--loss", "all", "--window", "0", "--final-lr-ratio", "0.1"]
     out = run(["--steps", "6", "--stop-at", "3", *old], tmp_path)
     path = os.path.join(out, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
-    del state["run"]["threads"], state["run"]["loss"], state["run"]["window"]
+    for key in ("threads", "loss", "window", "final_lr_ratio"):
+        del state["run"][key]
     rdmini.save_checkpoint(path, params, cfg, **state)
-    for other in (old[2:], old[:2] + old[4:], old[:4]):         # two threads, the frontier loss, a window:
-        with pytest.raises(SystemExit):                         # each would make it another run
+    # two threads, the frontier loss, a window, a decay to zero: each would make it another run
+    for other in (old[2:], old[:2] + old[4:], old[:4] + old[6:], old[:6]):
+        with pytest.raises(SystemExit):
             run(["--steps", "6", "--resume", *other], tmp_path)
     run(["--steps", "6", "--resume", *old], tmp_path)
     assert rdmini.load_checkpoint(path)[2]["step"] == 6
@@ -241,6 +244,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--loss", "some"], "invalid choice: 'some'"),
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
     (["--weight-decay", "inf"], "--weight-decay must be a finite number"),
+    (["--final-lr-ratio", "2"], "--final-lr-ratio must be between 0 and 1, got 2.0"),
+    (["--final-lr-ratio", "-0.1"], "--final-lr-ratio must be between 0 and 1"),
     (["--window", "-1"], "--window must be >= 0"),
     (["--compare", "runs/x"], "--compare goes with --seeds"),
 ])
@@ -266,9 +271,11 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
-    assert (plain.n_ops, plain.window, plain.steps, plain.out) == (None, 2, 4500, os.path.join("runs", "toy"))
-    assert (lab.n_ops, lab.window, lab.steps, lab.out) == (6, 2, 2500, os.path.join("runs", "lab"))
-    assert tt.LAB == {"n_ops": 6, "steps": 2500, "out": os.path.join("runs", "lab")}
+    assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out) == \
+           (None, 2, 4500, 0.0, os.path.join("runs", "toy"))
+    assert (lab.n_ops, lab.window, lab.steps, lab.final_lr_ratio, lab.out) == \
+           (6, 2, 2500, 0.1, os.path.join("runs", "lab"))       # the schedule its reference was measured with
+    assert tt.LAB == {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
     assert (tt.enough_r(6), tt.enough_r(12), tt.enough_r(100)) == (8, 16, 64)   # the progress line's r
     # the window's default follows the task: addition's answers need digits far back
     assert tt.parse_args(["--task", "addition"]).window is None and tt.parse_args(["--window", "0"]).window is None
