@@ -231,17 +231,18 @@ def eval_lengths(n_ops, task):
     return sorted({n_ops + 4} | ({2 * n_ops, 4 * n_ops, 6 * n_ops} if task == "running" else set()) - {n_ops})
 
 
-def final_report(params, cfg, args, out_dir, extra, name="results.json"):
-    """Accuracy by r on held-out problems of the trained size and longer ones, wrong answers;
-    printed, and saved to name in the run folder (results["longer"][str(n)] per longer size n)."""
-    task = args.task
+def final_report(params, cfg, args, out_dir, extra, name="results.json", trained=None):
+    """Accuracy by r on held-out problems of size args.n_ops and longer ones, wrong answers; printed, and
+    saved to name in the run folder (results["longer"][str(n)] per longer size n). trained: the size the
+    run trained on, when --eval-only measures another (args.n_ops otherwise)."""
+    task, trained = args.task, trained or args.n_ops
     rng = np.random.default_rng(EVAL_SEED)
     problems = random_problems(rng, args.eval_problems, args.n_ops, task)
     label, unit = ("op", "operations") if task == "running" else ("d", "digits per number")
     main = evaluate(params, cfg, problems, R_VALUES, task, threads=args.threads)
     print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} {unit} (all right = every "
                 f"answer right; {label}J = the answer at position J)", main, label)
-    results = {"task": task, "n_ops": args.n_ops, **extra,
+    results = {"task": task, "n_ops": args.n_ops, "trained_n_ops": trained, **extra,
                "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
                "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}, "longer": {}}
     for n in eval_lengths(args.n_ops, task):
@@ -252,10 +253,11 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json"):
         results["longer"][str(n)] = {"problems": len(longer_problems),
                                      "accuracy_by_r": {str(r): v[0] for r, v in longer.items()}}
         if n == args.n_ops + 4:           # the per-position table once; beyond it, one line per size
-            print_table(f"Longer than trained: {len(longer_problems)} problems with {n} {unit}", longer, label)
+            print_table(("Longer than trained: " if n > trained else "")
+                        + f"{len(longer_problems)} problems with {n} {unit}", longer, label)
             results["longer"][str(n)]["position_accuracy_by_r"] = {str(r): v[1] for r, v in longer.items()}
     if len(results["longer"]) > 1:
-        print(f"\nAll right by problem size (trained on {args.n_ops} {unit}; "
+        print(f"\nAll right by problem size (trained on {trained} {unit}; "
               f"{max(1, args.eval_problems // 4)} problems each):")
         print(f"{'size':>5} | " + " ".join(f"r={r:<4d}" for r in LONG_R_VALUES))
         sizes = {str(args.n_ops): results["accuracy_by_r"],
@@ -465,7 +467,7 @@ def train(args):
     if args.eval_only:               # at another size than trained: its own file, the run's results.json kept
         other = args.n_ops != state["run"]["n_ops"]
         return final_report(params, cfg, args, args.out, {"step": step},
-                            f"results_{args.n_ops}.json" if other else "results.json")
+                            f"results_{args.n_ops}.json" if other else "results.json", state["run"]["n_ops"])
     print(describe(cfg, args, n_params))
 
     stop = {"now": False}

@@ -188,14 +188,20 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     assert "different settings (--lr 0.003 there, 0.5 now)" in capsys.readouterr().err
 
 
-def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path):
-    out = run(["--steps", "4", "--n-ops", "3"], tmp_path)
+def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path, capsys):
+    out = run(["--steps", "4", "--n-ops", "7"], tmp_path)
     trained = json.load(open(os.path.join(out, "results.json")))
+    capsys.readouterr()
     tt.main(TINY + ["--out", out, "--eval-only", "--n-ops", "2"])
+    printed = capsys.readouterr().out
     assert json.load(open(os.path.join(out, "results.json"))) == trained
     other = json.load(open(os.path.join(out, "results_2.json")))
-    assert (trained["n_ops"], other["n_ops"]) == (3, 2) and other["step"] == 4
+    assert (trained["n_ops"], other["n_ops"]) == (7, 2) and other["step"] == 4
     assert sorted(other["longer"], key=int) == [str(n) for n in tt.eval_lengths(2, "running")]
+    # the labels name the size the run trained on, not the size measured: 2 + 4 = 6 is not longer than 7
+    assert (trained["trained_n_ops"], other["trained_n_ops"]) == (7, 7)
+    assert "trained on 7 operations" in printed and "trained on 2" not in printed
+    assert "\n10 problems with 6 operations" in printed and "Longer than trained" not in printed
 
 
 def test_resume_without_steps_keeps_the_runs_total(tmp_path):
