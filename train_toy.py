@@ -406,7 +406,8 @@ def load(path, args):
     else:
         args.n_ops = args.n_ops or state["run"]["n_ops"]
         args.steps = args.steps or state["run"]["steps"]    # no --steps: the total the run was started with
-        before = {"threads": 1, "loss": "all", "window": None, "final_lr_ratio": 0.1}  # checkpoints from before these options
+        # what checkpoints from before these options used
+        before = {"threads": 1, "loss": "all", "window": None, "final_lr_ratio": 0.1}
         saved = {k: state["run"].get(k, before.get(k)) for k in RUN_KEYS}
         shown = lambda k, v: 0 if k == "window" and v is None else v                  # as the flag writes it
         differ = [f"--{k.replace('_', '-')} {shown(k, saved[k])} there, {shown(k, getattr(args, k))} now"
@@ -513,7 +514,7 @@ def train(args):
 # The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
 # Its learning rate ends at a tenth of the peak, the schedule its reference (docs/lab_reference.json) was
-# measured with; the default run's ends at zero, which holds long problems on more seeds (README).
+# measured with; the default run's ends at zero, which raised its worst run on long problems (README).
 LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
 STEPS = 4500                           # the default run's training steps (on 12 operations)
 
