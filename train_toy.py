@@ -516,7 +516,7 @@ def train(args):
 # Its learning rate ends at a tenth of the peak, the schedule its reference (docs/lab_reference.json) was
 # measured with; the default run's ends at zero, which raised its worst run on long problems (README).
 LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
-STEPS = 4500                           # the default run's training steps (on 12 operations)
+STEPS = 6000                           # the default run's training steps (on 12 operations)
 
 
 def make_parser(description=None):

@@ -205,7 +205,7 @@ def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path, capsys):
 
 
 def test_resume_without_steps_keeps_the_runs_total(tmp_path):
-    """--steps defaults to 4500 for a new run; a resumed run without --steps keeps the total it began with,
+    """--steps defaults to 6000 for a new run; a resumed run without --steps keeps the total it began with,
     so an interrupted run of another length neither stops early nor changes its learning-rate schedule."""
     straight = run(["--steps", "8"], tmp_path, "straight")
     split = run(["--steps", "8", "--stop-at", "4"], tmp_path, "split")
@@ -278,7 +278,7 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
     assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out) == \
-           (None, 2, 4500, 0.0, os.path.join("runs", "toy"))
+           (None, 2, 6000, 0.0, os.path.join("runs", "toy"))
     assert (lab.n_ops, lab.window, lab.steps, lab.final_lr_ratio, lab.out) == \
            (6, 2, 2500, 0.1, os.path.join("runs", "lab"))       # the schedule its reference was measured with
     assert tt.LAB == {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
