@@ -13,7 +13,7 @@ Operations do not commute, so the value at position j needs every operation befo
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
-    python train_toy.py                  # train (about 5 minutes on 2 cores), then accuracy for every r
+    python train_toy.py                  # train (about 7 minutes on 2 cores), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
     python train_toy.py --lab            # the classroom lab's recipe: about two minutes
     python train_toy.py --lab --seeds 0-4 --compare docs/lab_reference.json   # a variant over 5 seeds
