@@ -514,7 +514,7 @@ def train(args):
 # The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
 # Its learning rate ends at a tenth of the peak, the schedule its reference (docs/lab_reference.json) was
-# measured with; the default run's ends at zero, which raised its worst run on long problems (README).
+# measured with; the default run's ends at zero (why: docs/notes.md, 2026-12-01).
 LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
 STEPS = 6000                           # the default run's training steps (on 12 operations)
 
