@@ -46,7 +46,8 @@ def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", con
     tokens, _, mask = encode(problems)
     B, T = tokens.shape
     state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
-    cache = rdmini.new_cache(cfg, B, r, m, capacity=T, read=read)
+    capacity = T if cfg.window is None else None           # a window: the ring of its last positions
+    cache = rdmini.new_cache(cfg, B, r, m, capacity=capacity, read=read)
     logits, steps = [], []
     for t in range(T):
         lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,

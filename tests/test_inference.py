@@ -13,10 +13,10 @@ import think
 import train_toy as tt
 
 
-def fed(params, cfg, tokens, state0, r, m=None, prompt=3, read="latest", **kw):
+def fed(params, cfg, tokens, state0, r, m=None, prompt=3, read="latest", capacity=None, **kw):
     """Feed tokens (B,T): the first `prompt` in one pass, then one at a time. -> logits (B,T,V), steps, cache."""
     B, T = tokens.shape
-    cache = rdmini.new_cache(cfg, B, r, m, read=read)
+    cache = rdmini.new_cache(cfg, B, r, m, capacity, read=read)
     cuts = [0] + list(range(prompt, T)) + [T]
     out = [rdmini.feed(params, cfg, cache, tokens[:, a:b], state0[:, a:b], **kw) for a, b in zip(cuts, cuts[1:])]
     return np.concatenate([o[0] for o in out], axis=1), np.concatenate([o[1] for o in out], axis=1), cache
@@ -48,10 +48,74 @@ def test_cache_equals_full_recomputation_with_a_window(make_cfg, make_params, ma
     params = make_params(cfg)
     tokens = np.random.default_rng(1).integers(0, cfg.vocab_size, size=(2, 8))
     state0 = make_state0(cfg, tokens)
-    logits = fed(params, cfg, tokens, state0, 4, prompt=prompt)[0]
+    logits = fed(params, cfg, tokens, state0, 4, prompt=prompt, capacity=8)[0]
     close(logits, rdmini.forward(params, cfg, tokens, 4, state0=state0)[0], 1e-10)
     # and the window matters: full attention gives other numbers
     assert not np.allclose(logits, rdmini.forward(params, make_cfg(), tokens, 4, state0=state0)[0])
+
+
+def test_rope_tables_for_the_positions_at_hand():
+    whole = rdmini.rope_tables(50, 8, 10000.0, "float32")
+    np.testing.assert_array_equal(rdmini.rope_tables(7, 8, 10000.0, "float32", t0=40), whole[40:47])
+
+
+SETTINGS = [dict(), dict(m=1, threshold=1e-2), dict(m=2, read="always-last", threshold=0.3, criterion="state"),
+            dict(m=3, threshold=1e-2, continuous=True)]
+
+
+@pytest.mark.parametrize("window", [2, 3])
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_ring_equals_the_full_cache_bit_for_bit(make_cfg, make_params, make_state0, window, settings):
+    """A windowed model, 30 positions (max_seq_len is 8: a window reads any length), fed 4 then one at a
+    time: a ring of the last 4 positions gives the very numbers of a cache that keeps all 30, in every
+    inference setting, and forward's up to rounding."""
+    cfg = make_cfg(window=window)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(8).integers(0, cfg.vocab_size, size=(2, 30))
+    state0 = make_state0(cfg, tokens)
+    kw = dict(settings, m=settings.get("m"), prompt=4)
+    ring, ring_steps, cache = fed(params, cfg, tokens, state0, 5, capacity=4, **kw)
+    full, full_steps, _ = fed(params, cfg, tokens, state0, 5, capacity=30, **kw)
+    assert cache["core"].shape[-2] == 4 and cache["length"] == 30
+    np.testing.assert_array_equal(ring, full)
+    np.testing.assert_array_equal(ring_steps, full_steps)
+    if not settings:
+        close(ring, rdmini.forward(params, cfg, tokens, 5, state0=state0)[0], 1e-10)
+    else:
+        assert len(np.unique(ring_steps)) >= 3                 # the exits stopped tokens at different steps
+
+
+def test_ring_memory_does_not_grow_with_the_length(make_cfg, make_params):
+    """Fed one token at a time, a windowed model's cache holds `window` positions whatever the length;
+    a full-attention model's holds every position, so its bytes grow with the length."""
+    cfg = make_cfg(window=2, dtype="float32")
+    params = make_params(cfg)
+
+    def streamed(cfg, T, capacity=None):
+        tokens = np.random.default_rng(0).integers(0, cfg.vocab_size, size=(1, T))
+        cache = rdmini.new_cache(cfg, 1, 4, m=1, capacity=capacity)
+        for t in range(T):
+            rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], threshold=1e-3)
+        return cache
+    short, long = streamed(cfg, 10), streamed(cfg, 300)
+    assert long["length"] == 300 and rdmini.cache_bytes(short) == rdmini.cache_bytes(long)
+    nbytes = lambda cache: sum(a.nbytes for a in cache.values() if isinstance(a, np.ndarray))   # the states too
+    assert nbytes(short) == nbytes(long)
+    assert rdmini.cache_bytes(long) == 2 * (cfg.n_prelude + cfg.n_coda + cfg.n_core * 1) * 1 * 2 * cfg.width * 4
+    full = make_cfg(window=None, dtype="float32", max_seq_len=300)
+    grows = [rdmini.cache_bytes(streamed(full, T, capacity=T)) for T in (10, 300)]
+    assert grows[1] == 30 * grows[0] == 30 * 5 * rdmini.cache_bytes(short)
+
+
+def test_a_windowed_forward_reads_past_max_seq_len(make_cfg, make_params, make_state0):
+    cfg = make_cfg(window=2)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(9).integers(0, cfg.vocab_size, size=(1, 20))      # max_seq_len is 8
+    state0 = make_state0(cfg, tokens)
+    logits = rdmini.forward(params, cfg, tokens, 3, state0=state0)[0]
+    assert logits.shape == (1, 20, cfg.vocab_size)
+    # causal: the first 8 positions' logits are those of forward on them alone
+    close(logits[:, :8], rdmini.forward(params, cfg, tokens[:, :8], 3, state0=state0[:, :8])[0], 1e-12)
 
 
 def test_read_rule_always_last_reads_the_last_entry_by_hand(make_cfg, make_params, make_state0):
@@ -296,6 +360,11 @@ def test_trajectory_classifier_refuses_short_trajectories():
     (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 1, 2, capacity=3), np.zeros((1, 4), int)),
      "Config.max_seq_len = 8"),
     (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 2, 2), np.zeros((1, 4), int)), "cache's batch"),
+    (lambda p, c: rdmini.new_cache(c, 1, 2, capacity=9), r"\[1, Config.max_seq_len=8\] for a full-attention"),
+    (lambda p, c: rdmini.forward(p, c, np.zeros((1, 9), int), 2), "max_seq_len=8 of this full-attention model"),
+    (lambda p, c: rdmini.feed(p, rdmini.Config(**{**vars(c), "window": 3}),
+                              rdmini.new_cache(rdmini.Config(**{**vars(c), "window": 3}), 1, 2), np.zeros((1, 4), int)),
+     r"4 new tokens and the 0 before them .* need 4 positions; this cache holds 3: feed fewer tokens at once"),
 ])
 def test_bad_input_is_refused(make_cfg, make_params, call, message):
     cfg = make_cfg()
@@ -330,13 +399,24 @@ def test_streaming_problems_gives_evaluate_s_answers(toy):
         think.stream(params, cfg, ["3+a"], 3)
 
 
-@pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate"),
-                                              ("3+5*2-7+1*3", "at most 5")])
+@pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate")])
 def test_think_refuses_a_problem_it_cannot_read(toy, capsys, problem, message):
     with pytest.raises(SystemExit) as err:
         think.main([problem, "--out", toy[2]])
     lines = capsys.readouterr().err.strip().splitlines()
     assert err.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_a_full_attention_model_refuses_a_problem_past_max_seq_len_and_a_window_reads_it(toy, tmp_path, capsys):
+    params, cfg, windowed = toy
+    full = rdmini.Config(**{**rdmini.dataclasses.asdict(cfg), "window": None})
+    rdmini.save_checkpoint(str(tmp_path / "full" / "checkpoint.npz"), params, full, run={"task": "running", "n_ops": 2})
+    with pytest.raises(SystemExit) as err:
+        think.main(["3+5*2-7+1*3", "--out", str(tmp_path / "full")])      # 6 tokens, max_seq_len 5
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and "at most 5" in lines[0]
+    think.main(["3+5*2-7+1*3", "--out", windowed, "--r", "3"])    # the toy's window of 2 reads it
+    assert "/6 right" in capsys.readouterr().out
 
 
 def test_think_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):

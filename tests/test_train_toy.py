@@ -306,7 +306,7 @@ def test_a_run_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsy
     ("", "empty"), ("3+a", "characters"), ("3+55", "alternate"), ("3+" * 70 + "3", "at most"),
 ])
 def test_predict_refuses_problems_it_cannot_read(problem, message):
-    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8)
+    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8, window=None)   # reads 64
     params = rdmini.init_params(cfg, 0)
     with pytest.raises(ValueError, match=message):
         tt.predict(params, cfg, problem, 2)
