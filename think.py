@@ -3,6 +3,7 @@
     python think.py 3+5*2-7            # the running values decoded after every core step, then streamed
     python think.py --trajectories     # the latent state's path: fixed point, orbit or slider (--plot: PNGs)
     python think.py --report           # the cache, its sharing and adaptive exit over held-out problems
+    python think.py --long 1200        # a problem 100x longer than trained, streamed in a cache of fixed size
 
 It reads the checkpoint in --out (default runs/toy, what `python train_toy.py` writes).
 """
@@ -11,8 +12,8 @@ import os
 import sys
 import time
 
-from train_toy import (EVAL_SEED, answer_text, check_problem, encode, layout, problem_tokens, random_problems,
-                       running_values, save_json)   # first: it sets the BLAS threads before numpy loads
+from train_toy import (EVAL_SEED, answer_text, check_problem, encode, evaluate, layout, problem_tokens,
+                       random_problems, running_values, save_json)   # first: it sets the BLAS threads before numpy loads
 import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
@@ -33,6 +34,12 @@ def load_model(args):
     return params, cfg, state["run"]["n_ops"]
 
 
+def stream_cache(cfg, B, T, r, m=None, read="latest"):
+    """The KV cache stream() feeds T tokens through: full attention keeps every position; a window keeps
+    a ring of its last positions, the same size at any T."""
+    return rdmini.new_cache(cfg, B, r, m, capacity=T if cfg.window is None else None, read=read)
+
+
 def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0,
            read="latest"):
     """Equal-length problems fed one token at a time through the KV cache, as if typed: each
@@ -46,8 +53,7 @@ def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", con
     tokens, _, mask = encode(problems)
     B, T = tokens.shape
     state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
-    capacity = T if cfg.window is None else None           # a window: the ring of its last positions
-    cache = rdmini.new_cache(cfg, B, r, m, capacity=capacity, read=read)
+    cache = stream_cache(cfg, B, T, r, m, read)
     logits, steps = [], []
     for t in range(T):
         lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,
@@ -103,6 +109,59 @@ def think(args):
         print("steps   " + (spaced(steps[0], 1) if steps.max() < 10 else " ".join(str(x) for x in steps[0])))
         print("answer  " + spaced(answer[0], 1) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
               f"right; mean {steps[0].mean():.1f} steps per token")
+
+
+def elided(text, keep=24):
+    """A long string with its middle left out: the first and last `keep` characters."""
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
+
+
+def long_problems(args):
+    """Stream --problems held-out problems of --long operations one token at a time through the KV cache
+    (with a window: a ring of fixed size), with the exit of --exit-threshold (0: every token runs --r steps)
+    and --cache-budget; print the answers right, the core steps and the time a token, and the cache's
+    bytes. --frontier R also runs them the frontier way, all positions at once for R core steps."""
+    params, cfg, trained = load_model(args)
+    n_ops, n, r, m = args.long, args.problems, args.r, args.cache_budget
+    problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
+    truths = [running_values(p) for p in problems]
+    threshold = args.exit_threshold or None                   # 0 never exits: the fixed r, without the KL's coda
+    t = time.perf_counter()
+    answers, steps = stream(params, cfg, problems, r, m, threshold, args.exit_criterion, args.continuous_cot)
+    spent = time.perf_counter() - t
+    right = np.array([[a == b for a, b in zip(x, y)] for x, y in zip(answers, truths)])   # (n, n_ops + 1)
+    T = n_ops + 1
+    exit_rule = (f"every token runs r = {r} core steps" if threshold is None else
+                 f"a token stops when {'KL(p_i-1 || p_i)' if args.exit_criterion == 'kl' else 'its state change'}"
+                 f" < {threshold:g}, at most r = {r}")
+    print(f"{n} held-out problem{'s' if n > 1 else ''} of {n_ops:,} operations ({n_ops / trained:g}x the {trained} "
+          f"the model trained on), streamed one token at a time;\n{exit_rule}, "
+          f"{'1 core slot' if m == 1 else 'no sharing' if m is None else f'{m} core slots'}:")
+    print(f"problem  {elided(problems[0])}  ({len(problems[0]):,} characters)")
+    print(f"truth    {elided(truths[0])}")
+    print(f"answer   {elided(answers[0])}  {right[0].sum():,} of {T:,} right")
+    print(f"answers right {right.mean():.2%} ({right.sum():,} of {right.size:,}), problems all right "
+          f"{right.all(axis=1).sum()} of {n}; {steps.mean():.2f} core steps a token, "
+          f"{1e3 * spent / T:.2f} ms a position ({n} token{'s' if n > 1 else ''} at once), {spent:.1f} s in all")
+    held = rdmini.cache_bytes(stream_cache(cfg, n, T, r, m))
+    if cfg.window is None:
+        print(f"KV cache {held:,} bytes: every position, so it grows with the length")
+    else:
+        at_10 = rdmini.cache_bytes(stream_cache(cfg, n, 10, r, m))
+        every = rdmini.cache_bytes(rdmini.new_cache(cfg, n, r, m, capacity=T))
+        print(f"KV cache {held:,} bytes, a ring of the last {cfg.window} positions: {at_10:,} at 10 tokens, "
+              f"{held:,} at {T:,} (a cache of every position: {every:,})")
+    out = {"answers": float(right.mean()), "all_right": int(right.all(axis=1).sum()), "problems": n,
+           "steps": float(steps.mean()), "seconds": spent, "cache_bytes": held}
+    if args.frontier:
+        t = time.perf_counter()
+        acc, by_position, _ = evaluate(params, cfg, problems, [args.frontier])[args.frontier]
+        spent = time.perf_counter() - t
+        print(f"the frontier way, all {T:,} positions at once for r = {args.frontier} core steps: answers right "
+              f"{np.mean(by_position):.2%}, problems all right {round(acc * n)} of {n}, {spent:.1f} s "
+              f"({1e3 * spent / T:.2f} ms a position)")
+        out["frontier"] = {"answers": float(np.mean(by_position)), "all_right": round(acc * n), "seconds": spent}
+    return out
 
 
 def classify_trajectory(traj, window=16, still=0.01, drift=0.5):
@@ -324,9 +383,19 @@ def parse_args(argv):
     p.add_argument("--report", action="store_true",
                    help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
     p.add_argument("--eval-problems", type=int, default=300, help="--report: held-out problems (at most 300)")
+    p.add_argument("--long", type=int, default=0, metavar="N_OPS",
+                   help="stream held-out problems of N_OPS operations through the KV cache (with the exit of "
+                        "--exit-threshold, 0 for a fixed --r); a window keeps the cache's size fixed")
+    p.add_argument("--problems", type=int, default=1, help="--long: how many problems")
+    p.add_argument("--frontier", type=int, default=0, metavar="R",
+                   help="--long: also run the problems the frontier way, all positions at once for R core steps "
+                        "(its cost grows as N_OPS^2 * R: seconds at 240 operations, hours at 1200)")
     args = p.parse_args(argv)
-    if (args.think is not None) + args.trajectories + args.report != 1:
-        p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories or --report")
+    if (args.think is not None) + args.trajectories + args.report + (args.long > 0) != 1:
+        p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories, --report or --long N_OPS")
+    for name in ("long", "problems", "frontier"):
+        if getattr(args, name) < 0 or (name == "problems" and args.problems < 1):
+            p.error(f"--{name} must be >= {1 if name == 'problems' else 0}, got {getattr(args, name)}")
     for name, low in (("r", 1), ("eval_problems", 1), ("traj_steps", 17)):
         if getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}"
@@ -346,6 +415,8 @@ def main(argv=None):
             return show_trajectories(args)
         if args.report:
             return inference_report(args)
+        if args.long:
+            return long_problems(args)
         return think(args)
     except ValueError as err:          # bad checkpoints and bad problems: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
