@@ -434,6 +434,31 @@ def test_think_prints_one_row_per_step_and_the_steps_used(toy, capsys):
     assert steps == ["5"] * 3                      # threshold 0: every token uses all r steps
 
 
+def test_long_streams_past_max_seq_len_in_a_fixed_cache_as_the_frontier_way_does(toy, capsys):
+    """--long 30 on the toy (max_seq_len 5, a window of 2): streamed with m = r and no exit, the answers
+    are those of the same problems all at once (the same s_0: both draw it from default_rng(0))."""
+    out = think.main(["--long", "30", "--problems", "4", "--out", toy[2], "--r", "3", "--cache-budget", "0",
+                      "--exit-threshold", "0", "--frontier", "3"])
+    printed = capsys.readouterr().out
+    assert out["problems"] == 4 and out["steps"] == 3 and 0 < out["answers"] < 1
+    assert out["frontier"]["answers"] == out["answers"] and out["frontier"]["all_right"] == out["all_right"]
+    size = re.search(r"KV cache ([\d,]+) bytes, a ring of the last 2 positions: ([\d,]+) at 10 tokens, ([\d,]+) at 31", printed)
+    assert size and size.group(1) == size.group(2) == size.group(3)
+    assert int(size.group(1).replace(",", "")) == out["cache_bytes"] == 2 * (1 + 1 + 3) * 4 * 2 * 8 * 8
+    assert "every token runs r = 3 core steps" in printed and "(61 characters)" in printed
+
+
+def test_long_with_adaptive_exit_and_a_full_attention_model(toy, tmp_path, capsys):
+    out = think.main(["--long", "20", "--out", toy[2], "--r", "6", "--exit-threshold", "1e-3"])
+    assert 2 <= out["steps"] < 6 and "KL(p_i-1 || p_i) < 0.001, at most r = 6" in capsys.readouterr().out
+    params, cfg, _ = toy
+    full = rdmini.Config(**{**rdmini.dataclasses.asdict(cfg), "window": None})
+    rdmini.save_checkpoint(str(tmp_path / "full" / "checkpoint.npz"), params, full, run={"task": "running", "n_ops": 2})
+    with pytest.raises(SystemExit) as err:
+        think.main(["--long", "20", "--out", str(tmp_path / "full")])
+    assert err.value.code == 2 and "this model reads at most 5" in capsys.readouterr().err
+
+
 def test_trajectories_and_plot(toy, tmp_path, capsys):
     figures = tmp_path / "figures"
     argv = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(figures)]
