@@ -116,6 +116,10 @@ def test_a_windowed_forward_reads_past_max_seq_len(make_cfg, make_params, make_s
     assert logits.shape == (1, 20, cfg.vocab_size)
     # causal: the first 8 positions' logits are those of forward on them alone
     close(logits[:, :8], rdmini.forward(params, cfg, tokens[:, :8], 3, state0=state0[:, :8])[0], 1e-12)
+    # generate goes as far, through a ring that takes the prompt of 3 in one call
+    out, gen_logits, _ = rdmini.generate(params, cfg, tokens[0, :3], 18, r=3, m=None, state0=state0[:, :20])
+    assert out.shape == (21,)
+    close(gen_logits, rdmini.forward(params, cfg, out[None, :-1], 3, state0=state0)[0][0], 1e-10)
 
 
 def test_read_rule_always_last_reads_the_last_entry_by_hand(make_cfg, make_params, make_state0):
