@@ -140,9 +140,10 @@ def long_problems(args):
     print(f"problem  {elided(problems[0])}  ({len(problems[0]):,} characters)")
     print(f"truth    {elided(truths[0])}")
     print(f"answer   {elided(answers[0])}  {right[0].sum():,} of {T:,} right")
-    print(f"answers right {right.mean():.2%} ({right.sum():,} of {right.size:,}), problems all right "
-          f"{right.all(axis=1).sum()} of {n}; {steps.mean():.2f} core steps a token, "
-          f"{1e3 * spent / T:.2f} ms a position ({n} token{'s' if n > 1 else ''} at once), {spent:.1f} s in all")
+    per = "a token" if n == 1 else f"a position (the {n} problems' tokens in one batch)"
+    print(f"{right.sum():,} of {right.size:,} answers right ({right.mean():.2%}), {right.all(axis=1).sum()} of {n} "
+          f"problems all right; {steps.mean():.2f} core steps a token, {1e3 * spent / T:.2f} ms {per}, "
+          f"{spent:.1f} s in all")
     held = rdmini.cache_bytes(stream_cache(cfg, n, T, r, m))
     if cfg.window is None:
         print(f"KV cache {held:,} bytes: every position, so it grows with the length")
