@@ -116,20 +116,60 @@ def elided(text, keep=24):
     return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
 
 
+def stream_and_score(params, cfg, problems, r, m, threshold, criterion="kl", continuous=False):
+    """stream() timed and scored: -> answers, right (B,T) bool, core steps (B,T), seconds."""
+    t = time.perf_counter()
+    answers, steps = stream(params, cfg, problems, r, m, threshold, criterion, continuous)
+    spent = time.perf_counter() - t
+    right = np.array([[a == b for a, b in zip(x, running_values(p))] for x, p in zip(answers, problems)])
+    return answers, right, steps, spent
+
+
+LONG_SETTINGS = (("fixed r = 4", 4, None), ("fixed r = 8", 8, None), ("KL < 5e-4", 8, 5e-4), ("KL < 1e-5", 8, 1e-5))
+
+
+def long_over_runs(args):
+    """--long N --runs A B ...: the same --problems held-out problems of N operations streamed through
+    each run's checkpoint in every LONG_SETTINGS (r: the fixed steps, or the most with exit; 1 core slot).
+    Prints a row per run, then the floor and the median over the runs."""
+    problems = random_problems(np.random.default_rng(EVAL_SEED), args.problems, args.long)
+    n = len(problems)
+    print(f"{n} held-out problems of {args.long:,} operations streamed one token at a time, 1 core slot; a cell: "
+          f"problems all right, answers right, core steps a token (exit: at most r = 8)")
+    print(f"{'run':28s} | " + " | ".join(f"{name:>24s}" for name, _, _ in LONG_SETTINGS) + " | seconds")
+    table = []
+    for folder in args.runs:
+        params, cfg, _ = load_model(argparse.Namespace(out=folder))
+        cells, spent = [], 0.0
+        for _, r, threshold in LONG_SETTINGS:
+            _, right, steps, seconds = stream_and_score(params, cfg, problems, r, 1, threshold)
+            cells.append((int(right.all(axis=1).sum()), float(right.mean()), float(steps.mean())))
+            spent += seconds
+        table.append(cells)
+        print(f"{folder[-28:]:28s} | " + " | ".join(f"{a}/{n} {b:8.2%} {c:5.2f}".rjust(24) for a, b, c in cells)
+              + f" | {spent:7.1f}", flush=True)
+    columns = [np.array([row[j] for row in table]) for j in range(len(LONG_SETTINGS))]   # (runs, 3) each
+    print((f"{'floor':28s} | " + " | ".join(f"{c[:, 0].min():g}/{n} {c[:, 1].min():8.2%}      ".rjust(24)
+                                          for c in columns)).rstrip())
+    print(f"{'median':28s} | " + " | ".join(f"{np.median(c[:, 0]):g}/{n} {np.median(c[:, 1]):8.2%} "
+                                           f"{np.median(c[:, 2]):5.2f}".rjust(24) for c in columns))
+    return table
+
+
 def long_problems(args):
     """Stream --problems held-out problems of --long operations one token at a time through the KV cache
     (with a window: a ring of fixed size), with the exit of --exit-threshold (0: every token runs --r steps)
     and --cache-budget; print the answers right, the core steps and the time a token, and the cache's
     bytes. --frontier R also runs them the frontier way, all positions at once for R core steps."""
+    if args.runs:
+        return long_over_runs(args)
     params, cfg, trained = load_model(args)
     n_ops, n, r, m = args.long, args.problems, args.r, args.cache_budget
     problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
-    truths = [running_values(p) for p in problems]
     threshold = args.exit_threshold or None                   # 0 never exits: the fixed r, without the KL's coda
-    t = time.perf_counter()
-    answers, steps = stream(params, cfg, problems, r, m, threshold, args.exit_criterion, args.continuous_cot)
-    spent = time.perf_counter() - t
-    right = np.array([[a == b for a, b in zip(x, y)] for x, y in zip(answers, truths)])   # (n, n_ops + 1)
+    answers, right, steps, spent = stream_and_score(params, cfg, problems, r, m, threshold, args.exit_criterion,
+                                                    args.continuous_cot)
+    truths = [running_values(p) for p in problems]
     T = n_ops + 1
     exit_rule = (f"every token runs r = {r} core steps" if threshold is None else
                  f"a token stops when {'KL(p_i-1 || p_i)' if args.exit_criterion == 'kl' else 'its state change'}"
@@ -393,6 +433,9 @@ def parse_args(argv):
                    help="stream held-out problems of N_OPS operations through the KV cache (with the exit of "
                         "--exit-threshold, 0 for a fixed --r); a window keeps the cache's size fixed")
     p.add_argument("--problems", type=int, default=1, help="--long: how many problems")
+    p.add_argument("--runs", nargs="+", metavar="FOLDER",
+                   help="--long: stream the problems through each of these runs' checkpoints in four settings "
+                        "(fixed r = 4 and 8, exit at KL < 5e-4 and 1e-5); a row per run, the floor and the median")
     p.add_argument("--frontier", type=int, default=0, metavar="R",
                    help="--long: also run the problems the frontier way, all positions at once for R core steps "
                         "(its cost grows as N_OPS^2 * R: feasible at tens of times the trained length, not at 100x)")

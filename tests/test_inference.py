@@ -463,6 +463,23 @@ def test_long_with_adaptive_exit_and_a_full_attention_model(toy, tmp_path, capsy
     assert err.value.code == 2 and "this model reads at most 5" in capsys.readouterr().err
 
 
+def test_long_over_runs_prints_a_row_per_run_the_floor_and_the_median(toy, tmp_path, capsys):
+    params, cfg, folder = toy
+    params = {name: w.copy() for name, w in params.items()}
+    params["embed"][:10] *= 2.0                                   # a second run that answers otherwise
+    rdmini.save_checkpoint(str(tmp_path / "b" / "checkpoint.npz"), params, cfg, run={"task": "running", "n_ops": 2})
+    table = think.main(["--long", "6", "--problems", "5", "--runs", folder, str(tmp_path / "b")])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 and all(len(row) == len(think.LONG_SETTINGS) for row in table)
+    assert [row[0][2] for row in table] == [4.0, 4.0] and table[0] != table[1]
+    answers = [[cell[1] for cell in row] for row in table]               # (run, setting): answers right
+    floor, median = lines[-2], lines[-1]
+    assert floor.startswith("floor") and median.startswith("median")
+    assert [float(x) for x in re.findall(r"([\d.]+)%", floor)] == pytest.approx([100 * min(a) for a in zip(*answers)], abs=0.006)
+    assert [float(x) for x in re.findall(r"([\d.]+)%", median)] == pytest.approx(
+        [50 * (a + b) for a, b in zip(*answers)], abs=0.006)
+
+
 def test_trajectories_and_plot(toy, tmp_path, capsys):
     figures = tmp_path / "figures"
     argv = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(figures)]
