@@ -786,12 +786,14 @@ def kv_update(kv, k, v):
     (B,T) (None: all) says which tokens still think; a stopped token's entry stays, so readers get its
     latest one. k, v (B,H,T,d) -> keys, values (B,H,s+T,d), s = t0 - lo."""
     store, past, lo, t0, write = kv
-    c = store.shape[3]
-    new_at, seen_at = np.arange(t0, t0 + k.shape[2]) % c, np.arange(lo, t0) % c     # indices in the ring
+    T, c = k.shape[2], store.shape[3]
+    new_at, seen_at = np.arange(t0, t0 + T) % c, np.arange(lo, t0) % c      # indices in the ring
     new = np.stack([k, v])                                                    # (2,B,H,T,d)
     if write is not None:
         new = np.where(write[:, None, :, None], new, store[:, :, :, new_at])   # stopped tokens keep theirs
     store[:, :, :, new_at] = new
+    if past is None and t0 + T <= c:                # not wrapped (full attention never is): a view, no copy
+        return store[0, :, :, lo:t0 + T], store[1, :, :, lo:t0 + T]
     both = np.concatenate([(store if past is None else past)[:, :, :, seen_at], new], axis=3)  # (2,B,H,s+T,d)
     return both[0], both[1]
 
