@@ -444,11 +444,15 @@ def parse_args(argv):
                    help="--long: also run the problems the frontier way, all positions at once for R core steps "
                         "(its cost grows as N_OPS^2 * R: feasible at tens of times the trained length, not at 100x)")
     args = p.parse_args(argv)
-    if (args.think is not None) + args.trajectories + args.report + (args.long > 0) != 1:
+    if (args.think is not None) + args.trajectories + args.report + (args.long != 0) != 1:
         p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories, --report or --long N_OPS")
     for name in ("long", "problems", "frontier"):
         if getattr(args, name) < 0 or (name == "problems" and args.problems < 1):
             p.error(f"--{name} must be >= {1 if name == 'problems' else 0}, got {getattr(args, name)}")
+    if not args.long and (args.runs or args.frontier or args.problems != 1):
+        p.error("--problems, --runs and --frontier go with --long N_OPS")
+    if args.runs and args.frontier:
+        p.error("--frontier runs with one run (--out), not with --runs")
     for name, low in (("r", 1), ("eval_problems", 1), ("traj_steps", 17)):
         if getattr(args, name) < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}"

@@ -480,6 +480,17 @@ def test_long_over_runs_prints_a_row_per_run_the_floor_and_the_median(toy, tmp_p
         [50 * (a + b) for a, b in zip(*answers)], abs=0.006)
 
 
+@pytest.mark.parametrize("argv, message", [(["--long", "-3"], "--long must be >= 0"),
+                                           (["--long", "5", "--problems", "0"], "--problems must be >= 1"),
+                                           (["3+5", "--frontier", "8"], "go with --long"),
+                                           (["--report", "--runs", "a"], "go with --long"),
+                                           (["--long", "5", "--runs", "a", "--frontier", "4"], "not with --runs")])
+def test_long_refuses_bad_flags(capsys, argv, message):
+    with pytest.raises(SystemExit) as err:
+        think.main(argv)
+    assert err.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_trajectories_and_plot(toy, tmp_path, capsys):
     figures = tmp_path / "figures"
     argv = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(figures)]
