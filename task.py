@@ -30,6 +30,8 @@ TASKS = ("running", "addition")
 EVAL_SEED = 2025                       # held-out problems come from their own stream, the same in every run
 R_VALUES = (1, 2, 3, 4, 6, 8, 16, 32, 64)
 LONG_R_VALUES = R_VALUES + (128,)      # longer problems: the frontier needs about one iteration per operation
+MAX_R = 2 * max(LONG_R_VALUES)        # the largest r a flag takes: twice what any evaluation measures
+MAX_EVAL_PROBLEMS = 100_000           # the most held-out problems a flag takes
 
 # ============================================================================================
 # The task: ground truth in plain Python, then batches of tokens / targets / mask

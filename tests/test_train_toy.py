@@ -212,8 +212,8 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
-    assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out) == \
-           (None, 2, 6000, 0.0, os.path.join("runs", "toy"))
+    assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out, plain.loss) == \
+           (12, 2, 6000, 0.0, os.path.join("runs", "toy"), "frontier")
     assert (lab.n_ops, lab.window, lab.steps, lab.final_lr_ratio, lab.out) == \
            (6, 2, 2500, 0.1, os.path.join("runs", "lab"))       # the schedule its reference was measured with
     assert tt.LAB == {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
@@ -361,7 +361,6 @@ def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
     0-9`, made by summarise(), with the settings a student's `--lab --threads 1` run has."""
     ref = seeds.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
     lab = tt.parse_args(["--lab", "--threads", "1"])
-    lab.n_ops = tt.default_n_ops(lab)
     assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
     assert ref["seeds"] == list(range(10)) and ref["eval_problems"] == 2000
     assert set(ref["accuracy_by_r"]) == {str(r) for r in task.R_VALUES}
