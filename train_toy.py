@@ -448,7 +448,8 @@ def check_args(p, args):
         if high is not None and value > high:
             p.error(f"{flag} must be <= {high:,}, got {value:,}: " + LIMIT_WHY[name])
     if args.mean_r > args.max_r:
-        p.error(f"--mean-r ({args.mean_r:g}) cannot exceed --max-r ({args.max_r}): every step would run r = --max-r")
+        p.error(f"--mean-r ({args.mean_r:g}) cannot exceed --max-r ({args.max_r}): draws above --max-r are cut "
+                "to it, so the mean r would not be --mean-r")
     if args.threads > args.batch:
         p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
                 "each thread takes a slice of the batch")
@@ -464,10 +465,10 @@ def check_args(p, args):
 
 LIMIT_WHY = {
     "max_r": f"the evaluation measures r up to {max(LONG_R_VALUES)}, and a step's time grows with r",
-    "r": f"the evaluation measures r up to {max(LONG_R_VALUES)}, and a step's time grows with r",
-    "eval_problems": (f"{MAX_EVAL_PROBLEMS:,} problems measure an accuracy to within "
-                      f"{100 * 1.96 * math.sqrt(0.25 / MAX_EVAL_PROBLEMS):.1f} points (95%), and the time grows with "
-                      "the count")}
+    "r": f"the evaluation measures r up to {max(LONG_R_VALUES)}, and the progress line's time grows with r",
+    "eval_problems": (f"{MAX_EVAL_PROBLEMS:,} problems already measure an accuracy of 50% to within "
+                      f"{100 * 1.96 * math.sqrt(0.25 / MAX_EVAL_PROBLEMS):.1f} points (95%), and the time grows "
+                      "with the count")}
 
 
 # Memory: numpy's attention arrays (B,H,T,T) grow with the square of the problem's length, and are what
@@ -495,9 +496,12 @@ def memory_needed(args):
     cfg = make_config(args)
     sizes = [(args.n_ops, args.eval_problems)] + [(n, max(1, args.eval_problems // 4))
                                                   for n in eval_lengths(args.n_ops, args.task)]
+    sizes = [(n, count) for n, count in sizes if problem_tokens(n, args.task) <= cfg.max_seq_len]
     final = max(7 * attention_bytes(cfg, min(count, 500 * args.threads), problem_tokens(n, args.task))
-                for n, count in sizes if problem_tokens(n, args.task) <= cfg.max_seq_len)
-    out = [(final, "the final report's evaluation")]
+                for n, count in sizes)
+    longest = max(n for n, _ in sizes)
+    unit = "operations" if args.task == "running" else "digits per number"
+    out = [(final, f"the final report's evaluation (problems of up to {longest} {unit})")]
     if not args.eval_only:
         out += [(step_memory(args), "a training step"),
                 (7 * attention_bytes(cfg, 256, problem_tokens(args.n_ops, args.task)),
