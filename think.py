@@ -145,31 +145,42 @@ def trajectories(params, cfg, problems, steps):
             "explained": sv[:6] ** 2 / np.sum(sv ** 2)}
 
 
+def trajectory_plots(out):
+    """What plot_trajectories draws, computed without matplotlib. -> (panels, heat).
+    panels: a row per token picked (the first two of each kind), (index, title, [(x, y) of the principal
+    components 1-2, 3-4, 5-6 over the steps]); heat: log10 ||s_i - s*|| / ||s*|| per token (rows) and step
+    (columns), the last step left out: it is s* itself, at distance 0."""
+    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
+    panels = []
+    for i in picks:
+        problem, t, tok = out["where"][i]
+        pairs = [(out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]) for col in range(3)]
+        panels.append((i, f"{out['kinds'][i]}: '{tok}' at {t} of {problem}", pairs))
+    return panels, np.log10(out["dist"][:, :-1] + 1e-12)
+
+
 def plot_trajectories(out, folder):
     """PNG figures of trajectories(): PCA component pairs of a few tokens of each kind, and convergence."""
     import matplotlib                    # imported here only: nothing else needs it
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    panels, heat = trajectory_plots(out)
     os.makedirs(folder, exist_ok=True)
-    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
-    fig, axes = plt.subplots(len(picks), 3, figsize=(10, 3 * len(picks)), squeeze=False)
-    for row, i in enumerate(picks):
-        problem, t, tok = out["where"][i]
-        for col in range(3):
-            x, y = out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]
+    fig, axes = plt.subplots(len(panels), 3, figsize=(10, 3 * len(panels)), squeeze=False)
+    for row, (_, title, pairs) in enumerate(panels):
+        for col, (x, y) in enumerate(pairs):
             ax = axes[row, col]
             ax.plot(x, y, "-", lw=0.8)
             ax.scatter(x, y, c=np.arange(len(x)), s=8, cmap="viridis")     # colour: step, dark = early
-            ax.set_title(f"{out['kinds'][i]}: '{tok}' at {t} of {problem}", fontsize=8)
+            ax.set_title(title, fontsize=8)
             ax.set_xlabel(f"PC{2 * col + 1}")
             ax.set_ylabel(f"PC{2 * col + 2}")
     fig.tight_layout()
     fig.savefig(os.path.join(folder, "trajectories_pca.png"), dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(10, 6))
-    dist = out["dist"][:, :-1]                   # the last step is s* itself: distance 0
-    im = ax.imshow(np.log10(dist + 1e-12), aspect="auto", cmap="magma",
-                   extent=(0.5, dist.shape[1] + 0.5, dist.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
+    im = ax.imshow(heat, aspect="auto", cmap="magma",
+                   extent=(0.5, heat.shape[1] + 0.5, heat.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
     ax.set_xlabel("core step i")
     ax.set_ylabel("token (problems one after another)")
     ax.set_title("log10 ||s_i - s*|| / ||s*||, s* = the state at the last step")
