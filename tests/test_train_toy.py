@@ -255,9 +255,13 @@ def test_a_run_refused_after_its_folder_was_made_removes_it(tmp_path, capsys):
 
 
 def test_the_recipe_is_read_not_rewritten(tmp_path):
+    p = tt.make_parser()
+    given = p.parse_args(["--task", "addition"])                  # the flags as parsed: n_ops, loss, window None
+    parsed = dict(vars(given))
+    tt.check_args(p, given)
+    assert vars(given) == parsed
     args = tt.parse_args(["--lab", "--task", "addition"])
     before = dict(vars(args))
-    tt.check_args(tt.make_parser(), args)
     tt.make_config(args)
     tt.memory_needed(args)
     tt.describe(tt.make_config(args), args, 1)
