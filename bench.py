@@ -65,7 +65,7 @@ def measure_in_turns(timers, rounds):
     """timers {name: (measure, count)} -> {name: its rounds * count measurements, round after round}.
     Each round takes every timer's `count` measurements in turn. Why turns: this machine's speed drifts
     (a virtual machine on shared hardware; the earlier --bench, which measured one figure after another,
-    gave MFUs from 20% to 28% for the same code within minutes). In turns, a drift touches every figure
+    gave different MFUs for the same code within minutes: docs/notes.md). In turns, a drift touches every figure
     alike, instead of the step's and the matmul's being measured on two different machines."""
     got = {name: [] for name in timers}
     for _ in range(rounds):

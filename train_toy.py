@@ -13,9 +13,9 @@ Operations do not commute, so the value at position j needs every operation befo
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
-    python train_toy.py                  # train (about 7 minutes on 2 cores), then accuracy for every r
+    python train_toy.py                  # train (the README gives its time), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
-    python train_toy.py --lab            # the classroom lab's recipe: about two minutes
+    python train_toy.py --lab            # the classroom lab's recipe: a shorter run
     python train_toy.py --lab --seeds 0-4 --compare docs/lab_reference.json   # a variant over 5 seeds
     python train_toy.py --help           # every option
 Beside it: think.py (watch a trained model think; the KV cache, adaptive exit) and bench.py (speed, memory).
@@ -103,11 +103,11 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
 # ============================================================================================
 
 def keep_freed_memory():
-    """Each step frees and allocates again the same 0.1-1 MB activation arrays; glibc's malloc maps them fresh
-    from the system (or gives freed memory back), so every step pays a page fault per page again (a quarter
-    of a step, by bench.py: docs/notes.md). Keep what is freed: arrays up to
-    32 MiB come from the heap, and up to 1 GiB of it is kept (setting only the second is slower: any setting
-    turns off glibc's automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
+    """Each step frees and allocates again the same activation arrays, too large for glibc's heap by default:
+    malloc maps them fresh from the system (or gives freed memory back), so every step pays a page fault per
+    page again (bench.py measured what that costs: docs/notes.md). Keep what is freed: arrays up to 32 MiB
+    come from the heap, and up to 1 GiB of it is kept (both are set: setting either one turns off glibc's
+    automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
     keeps. Linux with glibc only; anywhere else it does nothing and returns False."""
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
     try:
@@ -306,8 +306,8 @@ def train(args, checkpoint=None):
                                                       "params": n_params, "log": log})
 
 
-# The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
-# every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
+# The lab recipe (--lab): a short run where the recurrence is needed and every seed measured learns
+# the rule (tutorial, section 3.3, with its time). Flags given beside --lab override these.
 # Its learning rate ends at a tenth of the peak, the schedule its reference (docs/lab_reference.json) was
 # measured with; the default run's ends at zero (why: docs/notes.md, 2026-12-01).
 LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}

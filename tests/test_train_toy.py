@@ -27,7 +27,7 @@ def run(args, tmp_path, name="run"):
 
 
 def test_tiny_run_learns(tmp_path):
-    """A few seconds of training on 1-operation problems: the loss falls and the model beats chance (10%)."""
+    """A short run on 1-operation problems: the loss falls and the model beats chance (one digit in 10)."""
     out = run(["--steps", "200", "--n-ops", "1", "--lr", "1e-2", "--warmup", "10", "--batch", "64",
                "--log-every", "10"], tmp_path)
     res = json.load(open(os.path.join(out, "results.json")))
