@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
 import train_toy  # noqa: E402
-from task import cli, make_batch, parallel_map, problem_tokens, save_json  # noqa: E402
+from task import (check_memory, check_out_folder, cli, keep_freed_memory, make_batch, parallel_map,  # noqa: E402
+                  problem_tokens, save_json)
 from train_toy import loss_and_grads, make_config  # noqa: E402
 
 
@@ -285,9 +286,9 @@ def main(argv=None):
 def run(args):
     # the largest step measured: the memory table's r = 64, k = 16
     largest = argparse.Namespace(**{**vars(args), "k": max(args.k, 16), "max_r": max(args.max_r, 64)})
-    train_toy.check_memory([(train_toy.step_memory(largest), "the memory table's step at r = 64, k = 16")])
-    train_toy.keep_freed_memory()
-    train_toy.check_out_folder(args.out)
+    check_memory([(train_toy.step_memory(largest), "the memory table's step at r = 64, k = 16")])
+    keep_freed_memory()
+    check_out_folder(args.out)
     return bench(args)
 
 

@@ -26,12 +26,10 @@ backward; train_step: a batch, that, the update), the loop (train), and the comm
 parse_args, main). seeds.py runs --seeds and --compare.
 """
 import argparse
-import ctypes
 import math
 import os
 import signal
 import sys
-import tempfile
 import time
 
 # This script uses both cores with threads of its own (--threads), each running single-threaded numpy.
@@ -44,8 +42,9 @@ import numpy as np  # noqa: E402
 
 import rdmini
 from task import (EVAL_SEED, LONG_R_VALUES, MAX_EVAL_PROBLEMS, MAX_R, R_VALUES, TASKS, VOCAB, Parser,  # noqa: E402
-                  cli, enough_r, eval_lengths, evaluate, layout, make_batch, parallel_map, print_table,
-                  problem_tokens, random_problems, save_json)
+                  attention_bytes, check_memory, check_out_folder, cli, enough_r, eval_lengths, evaluate,
+                  keep_freed_memory, layout, make_batch, parallel_map, print_table, problem_tokens,
+                  random_problems, remove_empty, save_json)
 
 
 # ============================================================================================
@@ -101,21 +100,6 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
 # ============================================================================================
 # Training
 # ============================================================================================
-
-def keep_freed_memory():
-    """Each step frees and allocates again the same activation arrays, too large for glibc's heap by default:
-    malloc maps them fresh from the system (or gives freed memory back), so every step pays a page fault per
-    page again (bench.py measured what that costs: docs/notes.md). Keep what is freed: arrays up to 32 MiB
-    come from the heap, and up to 1 GiB of it is kept (both are set: setting either one turns off glibc's
-    automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
-    keeps. Linux with glibc only; anywhere else it does nothing and returns False."""
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and mallopt(M_TRIM_THRESHOLD, 2**30))
-
 
 def frontier_mask(logits, targets, mask):
     """The frontier loss: each problem is scored up to and including its first wrong answer, not after it.
@@ -474,11 +458,6 @@ LIMIT_WHY = {
 # Memory: numpy's attention arrays (B,H,T,T) grow with the square of the problem's length, and are what
 # runs out first on long problems. The counts of them below were checked with tracemalloc (docs/notes.md).
 
-def attention_bytes(cfg, B, T):
-    """Bytes of one (B,H,T,T) attention array."""
-    return B * cfg.n_heads * T * T * np.dtype(cfg.dtype).itemsize
-
-
 def step_memory(args):
     """At least how many bytes a training step of the recipe takes: the parameters, their gradients and
     Adam's two moments; per thread, two attention arrays for each block the backward walks through and two
@@ -507,52 +486,6 @@ def memory_needed(args):
                 (7 * attention_bytes(cfg, 256, problem_tokens(args.n_ops, args.task)),
                  "the progress line's evaluation")]
     return out
-
-
-def available_memory():
-    """Bytes this machine can still give (Linux's MemAvailable), or None where that cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
-
-
-def check_memory(needs):
-    """Refuse, before anything is written, what cannot fit in this machine's free memory.
-    needs: [(bytes, what)], as memory_needed gives."""
-    free = available_memory()
-    need, what = max(needs)
-    if free is not None and need > free:
-        raise ValueError(f"{what} needs at least {need / 2**30:.1f} GiB and this machine has {free / 2**30:.1f} GiB "
-                         "free: use a smaller --n-ops, --batch, --k or --eval-problems")
-
-
-def check_out_folder(folder):
-    """Make the run folder and try writing in it now, so that a folder that cannot be written (a read-only
-    or virtual file system, a path through a file) is refused before training, not after it; a folder
-    made here for a run that is refused is removed again."""
-    made, parent = [], os.path.abspath(folder)
-    while not os.path.exists(parent):             # the folders this call makes, deepest first
-        made.append(parent)
-        parent = os.path.dirname(parent)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        remove_empty(made)
-        raise ValueError(f"cannot write the run folder --out {folder} ({err.strerror or err}); "
-                         "choose another folder") from None
-    return made
-
-
-def remove_empty(folders):
-    for path in folders:                           # deepest first; a folder with anything in it stays
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
 
 
 def main(argv=None):

@@ -145,14 +145,15 @@ def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path, capsys):
 
 
 def test_a_resumed_run_reports_the_whole_runs_time_and_log(tmp_path, capsys):
-    straight = json.load(open(os.path.join(run(["--steps", "12"], tmp_path, "straight"), "results.json")))
-    split = run(["--steps", "12", "--stop-at", "7"], tmp_path, "split")
+    short = ["--steps", "12", "--n-ops", "2"]                     # short problems: a quick final report
+    straight = json.load(open(os.path.join(run(short, tmp_path, "straight"), "results.json")))
+    split = run([*short, "--stop-at", "7"], tmp_path, "split")
     path = os.path.join(split, "checkpoint.npz")
     params, cfg, state = rdmini.load_checkpoint(path)
     assert [x["step"] for x in state["log"]] == [5] and state["train_seconds"] < 1000
     rdmini.save_checkpoint(path, params, cfg, **{**state, "train_seconds": 1000.0})   # as if 1000 s went before
     capsys.readouterr()
-    run(["--steps", "12", "--resume"], tmp_path, "split")
+    run([*short, "--resume"], tmp_path, "split")
     printed = capsys.readouterr().out
     resumed = json.load(open(os.path.join(split, "results.json")))
     assert [x["step"] for x in resumed["log"]] == [x["step"] for x in straight["log"]] == [5, 10, 12]
