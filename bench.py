@@ -2,6 +2,7 @@
 
     python bench.py                   # the default recipe's step: ms, tokens/s, MFU, where the time goes, memory
     python bench.py --width 128       # any recipe flag of train_toy.py sets the step that is measured
+    python bench.py --n-ops 6         # the lab's step (a run's flags, --lab, --seeds, --resume, are refused)
 
 Speed is measured against this machine's own matrix-multiply rate, in turns, because a virtual machine's
 speed drifts; the methodology and past measurements are in docs/notes.md. It writes bench.json in --out.
