@@ -17,7 +17,7 @@ import train_toy as tt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--width", "16", "--heads", "2", "--batch", "16", "--mean-r", "3", "--k", "2", "--max-r", "6",
-        "--eval-problems", "40", "--log-every", "5", "--save-every", "5"]
+        "--eval-problems", "40", "--log-every", "5", "--save-every", "5", "--n-ops", "3"]   # short: a quick report
 
 
 def run(args, tmp_path, name="run"):
