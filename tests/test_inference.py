@@ -93,20 +93,20 @@ def test_ring_memory_does_not_grow_with_the_length(make_cfg, make_params):
     cfg = make_cfg(window=2, dtype="float32")
     params = make_params(cfg)
 
-    def streamed(cfg, T, capacity=None):
+    def streamed(cfg, T):
         tokens = np.random.default_rng(0).integers(0, cfg.vocab_size, size=(1, T))
-        cache = rdmini.new_cache(cfg, 1, 4, m=1, capacity=capacity)
+        cache = rdmini.new_cache(cfg, 1, 4, m=1)
         for t in range(T):
-            rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], threshold=1e-3)
+            rdmini.feed(params, cfg, cache, tokens[:, t:t + 1])
         return cache
-    short, long = streamed(cfg, 10), streamed(cfg, 300)
-    assert long["length"] == 300 and rdmini.cache_bytes(short) == rdmini.cache_bytes(long)
+    short, long = streamed(cfg, 10), streamed(cfg, 100)
+    assert long["length"] == 100 and rdmini.cache_bytes(short) == rdmini.cache_bytes(long)
     nbytes = lambda cache: sum(a.nbytes for a in cache.values() if isinstance(a, np.ndarray))   # the states too
     assert nbytes(short) == nbytes(long)
     assert rdmini.cache_bytes(long) == 2 * (cfg.n_prelude + cfg.n_coda + cfg.n_core * 1) * 1 * 2 * cfg.width * 4
-    full = make_cfg(window=None, dtype="float32", max_seq_len=300)
-    grows = [rdmini.cache_bytes(streamed(full, T, capacity=T)) for T in (10, 300)]
-    assert grows[1] == 30 * grows[0] == 30 * 5 * rdmini.cache_bytes(short)
+    full = make_cfg(window=None, dtype="float32", max_seq_len=100)      # its cache is made for the whole length
+    grows = [rdmini.cache_bytes(rdmini.new_cache(full, 1, 4, m=1, capacity=T)) for T in (10, 100)]
+    assert grows[1] == 10 * grows[0] == 10 * 5 * rdmini.cache_bytes(short)
 
 
 def test_a_windowed_forward_reads_past_max_seq_len(make_cfg, make_params, make_state0):
