@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 
 # This script uses both cores with threads of its own (--threads), each running single-threaded numpy.
 # BLAS threads on top would fight them for the same cores, so BLAS gets one thread, unless you say otherwise.
@@ -44,6 +45,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import rdmini
+import seeds
 
 # Tokens: the digits; '+-*=?.' ('+' and '=' for the addition task, '?' marks where an answer goes, '.' pads;
 # '-' and '*' are left from the one-per-character layout); and one token per operation of the running task,
@@ -239,11 +241,15 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
     rng = np.random.default_rng(EVAL_SEED)
     problems = random_problems(rng, args.eval_problems, args.n_ops, task)
     label, unit = ("op", "operations") if task == "running" else ("d", "digits per number")
-    main = evaluate(params, cfg, problems, R_VALUES, task, threads=args.threads)
+    r_show = enough_r(args.n_ops)
+    every = evaluate(params, cfg, problems, sorted(set(R_VALUES) | set(range(1, r_show + 1))), task,
+                     threads=args.threads)                  # every r up to enough, for the thinking speed
+    main = {r: every[r] for r in R_VALUES}
     print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} {unit} (all right = every "
                 f"answer right; {label}J = the answer at position J)", main, label)
     results = {"task": task, "n_ops": args.n_ops, "trained_n_ops": trained, **extra,
-               "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
+               "enough_r": r_show, "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
+               "accuracy_by_every_r": {str(r): v[0] for r, v in every.items()},
                "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}, "longer": {}}
     for n in eval_lengths(args.n_ops, task):
         longer_problems = random_problems(rng, max(1, args.eval_problems // 4), n, task)
@@ -265,13 +271,14 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
         for n, acc in sizes.items():
             print(f"{n:>5} | " + " ".join(f"{acc[str(r)]:6.3f}" if str(r) in acc else f"{'-':>6}"
                                           for r in LONG_R_VALUES))
-    r_show = enough_r(args.n_ops)
     truths = [layout(p, task)[1] for p in problems]
     wrong = [(p, t, g) for p, t, g in zip(problems, truths, main[r_show][2]) if g != t]
     print(f"\nWrong answers at r = {r_show}: {len(wrong)} of {len(problems)}")
     for p, truth, guess in wrong[:5]:
         print(f"  problem {p}   truth {truth}   prediction {guess}")
     results["wrong_examples"] = [{"r": r_show, "problem": p, "truth": t, "prediction": g} for p, t, g in wrong[:10]]
+    if "log" in extra:                               # a trained run: the measures seeds.py judges
+        results["measures"] = seeds.run_measures(results)
     print(f"\nSaved {save_json(results, out_dir, name)}")
     return results
 
@@ -461,6 +468,19 @@ def train_step(params, cfg, opt, rngs, args, step):
     return loss, norm, r, tokens.size
 
 
+def step_peak_bytes(params, cfg, args):
+    """Peak bytes numpy allocates in one training step's forward, loss and backward (tracemalloc sees numpy's
+    buffers), in one thread, at r = the recipe's mean r rounded, on a batch of its own: the same for every seed."""
+    rng = np.random.default_rng(0)
+    batch = make_batch(rng, args.batch, args.n_ops, args.task)
+    state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
+    tracemalloc.start()
+    loss_and_grads(params, cfg, batch, max(1, round(args.mean_r)), args.k, state0, args.loss == "frontier")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
 def train(args):
     path = os.path.join(args.out, "checkpoint.npz")
     params, cfg, opt, step, rngs, state = start_run(args, path)
@@ -507,15 +527,19 @@ def train(args):
     wall = time.time() - t0
     print(f"Trained {step} steps in {wall:.0f} s")
     save(path, params, cfg, opt, step, rngs, args)
+    mean_r, mean_k = seeds.expected_r(args.mean_r, args.max_r, args.k)      # the cost: counted and measured
+    flops = seeds.count_flops(cfg, args.batch, problem_tokens(args.n_ops, args.task), mean_r, mean_k)["total"]
     return final_report(params, cfg, args, args.out, {"step": step, "loss": args.loss, "train_seconds": round(wall, 1),
-                                                      "params": n_params, "log": log})
+                                                      "params": n_params, "flops_per_step": flops,
+                                                      "peak_step_bytes": step_peak_bytes(params, cfg, args),
+                                                      "log": log})
 
 
 # The lab recipe (--lab): a run of about two minutes on 2 cores where the recurrence is needed and
 # every seed measured learns the rule (tutorial, section 3.3). Flags given beside --lab override these.
 # Its learning rate ends at a tenth of the peak, the schedule its reference (docs/lab_reference.json) was
 # measured with; the default run's ends at zero (why: docs/notes.md, 2026-12-01).
-LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
+LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "threads": 1, "out": os.path.join("runs", "lab")}
 STEPS = 6000                           # the default run's training steps (on 12 operations)
 
 
@@ -605,6 +629,9 @@ def check_args(p, args):
     args.window = args.window or None                     # 0: no window (Config's None)
     if args.n_ops is not None and args.n_ops < 1:
         p.error(f"--n-ops must be >= 1, got {args.n_ops}")
+    if args.lab and args.threads != 1:
+        p.error(f"--lab trains one thread per run (--threads 1), so that any machine reproduces its reference seed "
+                f"by seed; got --threads {args.threads}. Run seeds side by side instead: --seeds 0-4 --jobs 2")
     if args.threads > args.batch:
         p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
                 "each thread takes a slice of the batch")
@@ -642,7 +669,6 @@ def main(argv=None):
         if not args.eval_only:
             check_out_folder(args.out)
         if args.seeds is not None:                 # several runs, each this script as a process of its own
-            import seeds
             args.n_ops = default_n_ops(args)
             return seeds.run_seeds(args, argv, os.path.abspath(__file__), RUN_KEYS)
         return train(args)

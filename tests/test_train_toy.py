@@ -374,14 +374,18 @@ def test_seeds_train_one_run_per_seed_and_summarise(tmp_path, capsys):
         alone = tt.main(["--seed", str(seed), "--out", str(tmp_path / f"alone{seed}"), *TINY_RUN])
         assert summary["runs"][str(seed)]["accuracy_by_r"] == alone["accuracy_by_r"]
     acc = [summary["runs"][s]["accuracy_by_r"]["8"] for s in ("0", "1")]
-    assert summary["accuracy_by_r"]["8"] == {"mean": np.mean(acc), "min": min(acc), "max": max(acc)}
+    assert summary["accuracy_by_r"]["8"] == {"mean": np.mean(acc), "median": np.median(acc), "min": min(acc),
+                                             "max": max(acc)}
 
     capsys.readouterr()
     tt.main(["--seeds", "2,3", "--out", str(tmp_path / "variant"), "--compare", str(out), "--injection", "add",
              *TINY_RUN])
     printed = capsys.readouterr().out
-    assert "what differs: --injection concat -> add" in printed and "Verdict: at r = 8" in printed
-    assert json.load(open(tmp_path / "variant" / "summary.json"))["seeds"] == [2, 3]
+    assert "what differs: --injection concat -> add" in printed and "7 measures judged at once" in printed
+    assert "Unpaired: the reference lacks seeds 2, 3" in printed
+    variant = json.load(open(tmp_path / "variant" / "summary.json"))
+    assert variant["seeds"] == [2, 3] and set(variant["runs"]["2"]["measures"]) >= {"trained", "peak_mib", "gflops"}
+    assert "rdmini.py" in variant["sources"]["files"]         # what was run: the sources, with their diffs
 
 
 def test_compare_refuses_another_task_size_or_folder(tmp_path, capsys):
