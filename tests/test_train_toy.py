@@ -279,17 +279,19 @@ def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
     assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out) == \
            (None, 2, 6000, 0.0, os.path.join("runs", "toy"))
-    assert (lab.n_ops, lab.window, lab.steps, lab.final_lr_ratio, lab.out) == \
-           (6, 2, 2500, 0.1, os.path.join("runs", "lab"))       # the schedule its reference was measured with
-    assert tt.LAB == {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
+    assert (lab.n_ops, lab.window, lab.steps, lab.batch, lab.final_lr_ratio, lab.threads, lab.out) == \
+           (6, 2, 3000, 64, 0.0, 1, os.path.join("runs", "lab"))
+    assert tt.LAB == {"n_ops": 6, "batch": 64, "steps": 3000, "threads": 1, "out": os.path.join("runs", "lab")}
+    with pytest.raises(SystemExit):                     # one thread per run, always: the reference's runs
+        tt.parse_args(["--lab", "--threads", "2"])
     assert (tt.enough_r(6), tt.enough_r(12), tt.enough_r(100)) == (8, 16, 64)   # the progress line's r
     # the window's default follows the task: addition's answers need digits far back
     assert tt.parse_args(["--task", "addition"]).window is None and tt.parse_args(["--window", "0"]).window is None
     norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
     assert (norec.mean_r, norec.k, norec.steps, norec.window, norec.n_ops) == (1, 1, 3000, None, 6)
     assert tt.parse_args(["--n-ops", "5", "--lab"]).n_ops == 5             # before or after --lab alike
-    assert {k: getattr(lab, k) for k in ("lr", "batch", "mean_r", "k", "width")} == \
-           {k: getattr(plain, k) for k in ("lr", "batch", "mean_r", "k", "width")}
+    assert {k: getattr(lab, k) for k in ("lr", "mean_r", "k", "width")} == \
+           {k: getattr(plain, k) for k in ("lr", "mean_r", "k", "width")}
 
 
 def test_a_run_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsys):
