@@ -96,7 +96,7 @@ def run_seeds(args, argv, script, run_keys):
             raise ValueError(f"interrupted: the unfinished runs were stopped; finished ones are in "
                              f"{args.out}") from None
         raise
-    summary = summarise(args, {s: results[s] for s in seeds}, run_keys, sources)
+    summary = summarise(args, {s: results[s] for s in sorted(seeds)}, run_keys, sources)
     print_summary(summary)
     if reference:
         compare(summary, reference, args.compare)

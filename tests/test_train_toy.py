@@ -280,8 +280,8 @@ def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out) == \
            (None, 2, 6000, 0.0, os.path.join("runs", "toy"))
     assert (lab.n_ops, lab.window, lab.steps, lab.batch, lab.final_lr_ratio, lab.threads, lab.out) == \
-           (6, 2, 3000, 64, 0.0, 1, os.path.join("runs", "lab"))
-    assert tt.LAB == {"n_ops": 6, "batch": 64, "steps": 3000, "threads": 1, "out": os.path.join("runs", "lab")}
+           (6, 2, 4000, 64, 0.0, 1, os.path.join("runs", "lab"))
+    assert tt.LAB == {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
     with pytest.raises(SystemExit):                     # one thread per run, always: the reference's runs
         tt.parse_args(["--lab", "--threads", "2"])
     assert (tt.enough_r(6), tt.enough_r(12), tt.enough_r(100)) == (8, 16, 64)   # the progress line's r
@@ -453,13 +453,16 @@ def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
-    """docs/lab_reference.json is what `--compare` reads in class: the summary of `--lab --threads 1 --seeds
-    0-9`, made by summarise(), with the settings a student's `--lab --threads 1` run has."""
+    """docs/lab_reference.json is what `--compare` reads in class: the summary of `--lab --seeds 0-9`, made by
+    summarise() from committed code, with the settings a student's `--lab` run has and every judged measure."""
     ref = seeds.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
-    lab = tt.parse_args(["--lab", "--threads", "1"])
+    lab = tt.parse_args(["--lab"])
     lab.n_ops = tt.default_n_ops(lab)
     assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
     assert ref["seeds"] == list(range(10)) and ref["eval_problems"] == 2000
     assert set(ref["accuracy_by_r"]) == {str(r) for r in tt.R_VALUES}
-    per_seed = [ref["runs"][str(s)]["accuracy_by_r"]["8"] for s in range(10)]
-    assert ref["accuracy_by_r"]["8"]["min"] == min(per_seed)
+    for key, _, _ in seeds.MEASURES:
+        assert all(run["measures"][key] is not None for run in ref["runs"].values()), key
+    assert ref["sources"]["commit"] and all(f["diff"] == "" for f in ref["sources"]["files"].values())
+    per_seed = [ref["runs"][str(s)]["measures"]["extrapolation"] for s in range(10)]
+    assert ref["measures"]["extrapolation"]["min"] == min(per_seed)
