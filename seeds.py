@@ -457,3 +457,26 @@ def compare(summary, reference, name, alpha=ALPHA):
           f"them gets \"better\" or \"worse\" is at most {100 * alpha:.0f}% (1 in {round(1 / alpha)}). The interval "
           "is each measure's own 95%; \"could detect\" is the difference its seeds would call at the strictest level.")
     return verdict
+
+
+def main(argv=None):
+    """python seeds.py SUMMARY REFERENCE: the verdict of runs already summarised, without training again."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python seeds.py SUMMARY REFERENCE   (each a summary.json or the folder holding one)",
+              file=sys.stderr)
+        return 2
+    try:
+        summary, reference = load_summary(argv[0]), load_summary(argv[1])
+        if "measures" not in summary:
+            raise ValueError(f"{argv[0]} has no measures (made by an older seeds.py): make it again with --seeds")
+        print_summary(summary)
+        compare(summary, reference, argv[1])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -178,3 +178,13 @@ def test_what_differs_names_flags_and_a_later_commit(tmp_path):
     flags, files, note = seeds.what_differs(mine, ref)
     assert flags == ["--window 2 -> 0"] and files == []
     assert note == "the reference was made at commit aaaaaaaaaa, these runs at bbbbbbbbbb; committed since: rdmini.py"
+
+
+def test_the_command_line_judges_saved_summaries(tmp_path, capsys):
+    ref, mine = tmp_path / "ref.json", tmp_path / "mine"
+    mine.mkdir()
+    json.dump(made_up(range(10)), open(ref, "w"))
+    json.dump(made_up(range(5), shift={"extrapolation": -0.3}, rng_seed=1), open(mine / "summary.json", "w"))
+    assert seeds.main([str(mine), str(ref)]) == 0
+    assert "WORSE" in capsys.readouterr().out
+    assert seeds.main([str(mine), str(tmp_path)]) == 2 and "no summary of several seeds" in capsys.readouterr().err
