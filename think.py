@@ -6,16 +6,20 @@
 
 It reads the checkpoint in --out (default runs/toy, what `python train_toy.py` writes).
 """
-import argparse
 import os
 import sys
 import time
 
-from train_toy import (EVAL_SEED, answer_text, check_problem, encode, layout, problem_tokens, random_problems,
-                       running_values, save_json)   # first: it sets the BLAS threads before numpy loads
+# One BLAS thread, as train_toy.py sets it: the model's matrices are too small for BLAS threads to pay.
+# (It must be set before numpy is imported.)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
+from task import (EVAL_SEED, Parser, answer_text, check_problem, cli, encode, layout, problem_tokens,  # noqa: E402
+                  random_problems, running_values, save_json)
 
 
 def load_model(args):
@@ -296,8 +300,7 @@ def inference_report(args):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(__doc__.split("\n\n")[0])
     p.add_argument("think", nargs="?", metavar="PROBLEM", default=None,
                    help="show the model thinking about PROBLEM (e.g. 3+5*2-7), step 1..--r, then streamed token "
                         "by token through the KV cache with adaptive exit")
@@ -340,15 +343,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.trajectories:
-            return show_trajectories(args)
-        if args.report:
-            return inference_report(args)
-        return think(args)
-    except ValueError as err:          # bad checkpoints and bad problems: one clear line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    return cli(show_trajectories if args.trajectories else inference_report if args.report else think, args)
 
 
 if __name__ == "__main__":

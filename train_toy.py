@@ -20,17 +20,15 @@ the answer travel about one operation further, so the accuracy on long chains sh
     python train_toy.py --help           # every option
 Beside it: think.py (watch a trained model think; the KV cache, adaptive exit) and bench.py (speed, memory).
 
-Where things are: the task (running_values, encode, make_batch), evaluation (evaluate), one training step
-(loss_and_grads: forward, loss, backward; train_step: a batch, that, the update) and the loop (train).
+Where things are: the task itself (problems, their truth, tokens, batches, evaluation) is task.py; the model
+is rdmini.py. Here: the final report (final_report), one training step (loss_and_grads: forward, loss,
+backward; train_step: a batch, that, the update), the loop (train), and the command line (make_parser,
+parse_args, main). seeds.py runs --seeds and --compare.
 """
-import argparse
-import concurrent.futures
 import ctypes
-import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,194 +42,16 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-import rdmini
-import seeds
-
-# Tokens: the digits; '+-*=?.' ('+' and '=' for the addition task, '?' marks where an answer goes, '.' pads;
-# '-' and '*' are left from the one-per-character layout); and one token per operation of the running task,
-# "+0" to "*9". Why operation tokens rather than one per character (3 + 5 ...): the previous answer is always
-# one position back, and a problem of 8 operations takes 9 tokens instead of 17, so a step takes about a
-# third less time (148 against 228 ms, before --threads). Per step, neither layout trained better on every
-# seed (docs/notes.md).
-VOCAB = [str(d) for d in range(10)] + list("+-*=?.") + [op + str(d) for op in "+-*" for d in range(10)]
-PAD = VOCAB.index(".")
-TOKEN = {c: i for i, c in enumerate(VOCAB)}
-TASKS = ("running", "addition")
-EVAL_SEED = 2025                       # held-out problems come from their own stream, the same in every run
-R_VALUES = (1, 2, 3, 4, 6, 8, 16, 32, 64)
-LONG_R_VALUES = R_VALUES + (128,)      # longer problems: the frontier needs about one iteration per operation
+import rdmini  # noqa: E402
+import seeds  # noqa: E402
+from task import (EVAL_SEED, LONG_R_VALUES, R_VALUES, TASKS, VOCAB, cli, enough_r, eval_lengths,  # noqa: E402
+                  evaluate, layout, make_batch, parallel_map, print_table, problem_tokens, random_problems, save_json,
+                  Parser)
 
 
 # ============================================================================================
-# The task: ground truth in plain Python, then batches of tokens / targets / mask
+# The final report: accuracy by r and by problem size, on held-out problems
 # ============================================================================================
-
-def running_values(problem):
-    """The truth, by hand: running_values("3+5*2-7") == "3869"."""
-    value = int(problem[0])
-    out = [value]
-    for op, digit in zip(problem[1::2], problem[2::2]):
-        value = {"+": value + int(digit), "-": value - int(digit), "*": value * int(digit)}[op] % 10
-        out.append(value)
-    return "".join(str(v) for v in out)
-
-
-def sum_digits(problem):
-    """The second task's truth: "583104+090217" -> "0673321", the sum with one more digit, most significant first."""
-    a, b = problem.split("+")
-    return str(int(a) + int(b)).zfill(len(a) + 1)
-
-
-def random_problems(rng, count, n_ops, task="running"):
-    """running: count problems of exactly n_ops operations, e.g. '3+5*2-7' for n_ops = 3.
-    addition: count sums of two n_ops-digit numbers; half of them with a planted carry chain (digits that
-    sum to 9 below a pair that carries), which uniform digits almost never produce."""
-    if task == "addition":
-        a, b = rng.integers(0, 10, size=(2, count, n_ops))
-        for i in np.flatnonzero(rng.random(count) < 0.5):
-            lo, hi = sorted(rng.choice(n_ops + 1, size=2, replace=False))
-            if hi - lo >= 2:               # digits lo..hi-2 sum to 9 and pass on the carry made at hi-1
-                a[i, lo:hi] = rng.integers(0, 10, size=hi - lo)
-                b[i, lo:hi] = 9 - a[i, lo:hi]
-                a[i, hi - 1], b[i, hi - 1] = rng.integers(5, 10), rng.integers(5, 10)
-        return ["".join(map(str, x)) + "+" + "".join(map(str, y)) for x, y in zip(a, b)]
-    digits, ops = running_draws(rng, count, n_ops)
-    return ["".join(str(d) + "+-*"[o] for d, o in zip(ds, os_)) + str(ds[-1]) for ds, os_ in zip(digits, ops)]
-
-
-def running_draws(rng, count, n_ops):
-    """The random numbers behind count running problems: digits (count, n_ops + 1), operations
-    (count, n_ops) as 0 '+', 1 '-', 2 '*'. The strings and the training batches both come from these."""
-    digits = rng.integers(0, 10, size=(count, n_ops + 1))
-    ops = rng.integers(0, 3, size=(count, n_ops))
-    return digits, ops
-
-
-def layout(problem, task="running"):
-    """What the model reads and where its answers go: (input tokens, answer string, answer positions).
-    running: the first operand, then one token per operation ("+5"), each with its answer under it.
-    addition: one token per character; after '=', one '?' per answer digit."""
-    if task == "addition":
-        answer = sum_digits(problem)
-        text = problem + "=" + "?" * len(answer)
-        return text, answer, range(len(text) - len(answer), len(text))
-    tokens = [problem[0]] + [problem[i:i + 2] for i in range(1, len(problem), 2)]     # "3+5" -> 3, +5
-    return tokens, running_values(problem), range(len(tokens))
-
-
-def problem_tokens(n_ops, task="running"):
-    """Tokens in one problem of size n_ops, as layout() reads it (running: n_ops + 1)."""
-    return len(layout(random_problems(np.random.default_rng(0), 1, n_ops, task)[0], task)[0])
-
-
-def encode(problems, T=None, task="running"):
-    """Problems -> tokens (B,T), targets (B,T), mask (B,T): the answers at their positions, padded to T."""
-    laid = [layout(p, task) for p in problems]
-    T = T or max(len(text) for text, _, _ in laid)
-    tokens = np.full((len(problems), T), PAD, dtype=np.int64)
-    targets = np.zeros((len(problems), T), dtype=np.int64)
-    mask = np.zeros((len(problems), T), dtype=bool)
-    for b, (text, answer, where) in enumerate(laid):
-        tokens[b, :len(text)] = [TOKEN[c] for c in text]
-        targets[b, list(where)] = [int(v) for v in answer]
-        mask[b, list(where)] = True
-    return tokens, targets, mask
-
-
-def answer_text(ids):
-    """Token ids guessed at the answer positions -> one character each; a guess that is no digit shows as '?'."""
-    return "".join(VOCAB[t] if t < 10 else "?" for t in ids)
-
-
-def make_batch(rng, batch_size, n_ops, task="running"):
-    """A training batch -> tokens, targets, mask, each (B, T). Every running problem has n_ops operations:
-    its prefixes are the shorter problems, and causal attention cannot see past a prefix, so one long
-    problem trains every length from 1 to n_ops at once, with no padding to pay for."""
-    if task == "addition":
-        return encode(random_problems(rng, batch_size, n_ops, task), task=task)
-    return running_batch(*running_draws(rng, batch_size, n_ops))
-
-
-def running_batch(digits, ops):
-    """encode() of the problems' strings, built in numpy from the draws (0.3 ms for 128 problems instead of
-    5 to 6; a test checks the two agree). digits (B, n+1), ops (B, n) -> tokens, targets, mask, each (B, n+1)."""
-    first_op = TOKEN["+0"]                                   # the ids run "+0".."+9", "-0".."-9", "*0".."*9"
-    tokens = np.concatenate([digits[:, :1], first_op + 10 * ops + digits[:, 1:]], axis=1)    # (B, n+1)
-    values = [digits[:, 0]]
-    for j in range(ops.shape[1]):            # one operation at a time: each value needs the one before it
-        v, d = values[-1], digits[:, j + 1]
-        values.append(np.choose(ops[:, j], [v + d, v - d, v * d]) % 10)      # pick by operation: + - *
-    return tokens, np.stack(values, axis=1), np.ones(tokens.shape, dtype=bool)             # (B, n+1) each
-
-
-def check_problem(problem, cfg, task="running"):
-    """A clear error for a problem the model cannot read, instead of a traceback deep in numpy."""
-    if not problem:
-        raise ValueError("the problem is empty; write one like 3+5*2-7")
-    allowed = "0123456789+" if task == "addition" else "0123456789+-*"
-    bad = sorted(set(problem) - set(allowed))
-    if bad:
-        raise ValueError(f"the problem {problem!r} has characters {bad} the model does not know; "
-                         f"use the characters {allowed}")
-    if task == "addition":
-        parts = problem.split("+")
-        if len(parts) != 2 or not parts[0] or len(parts[0]) != len(parts[1]):
-            raise ValueError(f"the problem {problem!r} must be two numbers of equal width, e.g. 583104+090217")
-    elif len(problem) % 2 == 0 or not problem[0::2].isdigit() or any(c.isdigit() for c in problem[1::2]):
-        raise ValueError(f"the problem {problem!r} must alternate digit, operator, digit, ... "
-                         "(single digits, e.g. 3+5*2-7)")
-    length = len(layout(problem, task)[0])
-    if length > cfg.max_seq_len:
-        raise ValueError(f"the problem takes {length} tokens; this model reads at most {cfg.max_seq_len}")
-
-
-def predict(params, cfg, problem, r, rng=None, task="running"):
-    """The model's answer for one problem after r iterations: the running values, e.g. '3869'."""
-    check_problem(problem, cfg, task)
-    tokens, _, mask = encode([problem], task=task)
-    logits, _ = rdmini.forward(params, cfg, tokens, r, rng=rng)
-    return answer_text(logits[0].argmax(-1)[mask[0]])
-
-
-# ============================================================================================
-# Evaluation: accuracy for every r, from one pass that decodes the state at each r on its way
-# ============================================================================================
-
-def evaluate(params, cfg, problems, rs, task="running", chunk=500, threads=1):
-    """-> {r: (all-right accuracy, accuracy per answer position, predictions)} on equal-length problems."""
-    tokens, targets, mask = encode(problems, task=task)
-    right = {r: [] for r in rs}
-    preds = {r: [] for r in rs}
-    starts = range(0, len(problems), chunk)
-    # a fixed noise stream per chunk: evaluation is reproducible, the same for every r and any threads
-    by_chunk = parallel_map(lambda i: rdmini.logits_by_r(params, cfg, tokens[i:i + chunk], set(rs),
-                                                         rng=np.random.default_rng(i)), starts, threads)
-    for i, logits in zip(starts, by_chunk):
-        sl = slice(i, i + chunk)
-        for r in rs:
-            guess = logits[r].argmax(-1)
-            right[r].append((guess == targets[sl])[:, mask[0]])            # (chunk, n_ops + 1)
-            preds[r] += [answer_text(g[mask[0]]) for g in guess]
-    out = {}
-    for r in rs:
-        ok = np.concatenate(right[r])
-        out[r] = (float(ok.all(axis=1).mean()), [float(a) for a in ok.mean(axis=0)], preds[r])
-    return out
-
-
-def print_table(title, result, label="op"):
-    n_pos = len(next(iter(result.values()))[1])
-    print(f"\n{title}")
-    print("   r | all right | " + " ".join(f"{label}{j:<2d}" for j in range(n_pos)))
-    for r, (acc, pos, _) in result.items():
-        print(f"{r:4d} |   {acc:6.3f}  | " + " ".join(f"{a:4.2f}" for a in pos))
-
-
-def eval_lengths(n_ops, task):
-    """The longer problem sizes final_report measures, in order: n_ops + 4 (16 for the default), and for the
-    running task 2x, 4x and 6x the trained size, which a fixed stack of layers could not reach."""
-    return sorted({n_ops + 4} | ({2 * n_ops, 4 * n_ops, 6 * n_ops} if task == "running" else set()) - {n_ops})
-
 
 def final_report(params, cfg, args, out_dir, extra, name="results.json", trained=None):
     """Accuracy by r on held-out problems of size args.n_ops and longer ones, wrong answers; printed, and
@@ -283,14 +103,6 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
     return results
 
 
-def save_json(obj, folder, name):
-    """Write obj to folder/name as JSON (the folder made if need be); returns the path."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, name)
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
-    return path
-
 
 # ============================================================================================
 # Training
@@ -309,16 +121,6 @@ def keep_freed_memory():
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and mallopt(M_TRIM_THRESHOLD, 2**30))
-
-
-def parallel_map(fn, items, threads):
-    """list(map(fn, items)), spread over `threads` threads when threads > 1; results stay in order.
-    A new pool per call: starting two threads costs well under a millisecond, against ~90 ms of a step,
-    and nothing is left running between steps."""
-    if threads <= 1:
-        return list(map(fn, items))
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(fn, items))
 
 
 def frontier_mask(logits, targets, mask):
@@ -375,13 +177,6 @@ def loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, frontier=
 def default_n_ops(args):
     """--n-ops when not given: 12 operations (running) or 6 digits per number (addition)."""
     return args.n_ops or (12 if args.task == "running" else 6)
-
-
-def enough_r(n_ops):
-    """The first r of R_VALUES at least n_ops + 2 (8 for the lab, 16 for the default): enough for the
-    frontier, about one operation per iteration, to cross the problem. The progress line's r and the final
-    report's wrong answers use it."""
-    return next((r for r in R_VALUES if r >= n_ops + 2), R_VALUES[-1])
 
 
 def make_config(args):
@@ -546,8 +341,7 @@ STEPS = 6000                           # the default run's training steps (on 12
 
 def make_parser(description=None):
     """The recipe's and the run's flags; bench.py adds its own to this parser."""
-    p = argparse.ArgumentParser(description=description or __doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description or __doc__.split("\n\n")[0])
     p.add_argument("--lab", action="store_true",
                    help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
                         + "; any of these flags given beside it wins")
@@ -666,16 +460,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     keep_freed_memory()
-    try:
-        if not args.eval_only:
-            check_out_folder(args.out)
-        if args.seeds is not None:                 # several runs, each this script as a process of its own
-            args.n_ops = default_n_ops(args)
-            return seeds.run_seeds(args, argv, os.path.abspath(__file__), RUN_KEYS)
-        return train(args)
-    except ValueError as err:          # bad checkpoints and bad settings: one clear line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    return cli(run, args, argv)
+
+
+def run(args, argv):
+    """A run, or (--seeds) several, each this script as a process of its own."""
+    if not args.eval_only:
+        check_out_folder(args.out)
+    if args.seeds is not None:
+        args.n_ops = default_n_ops(args)
+        return seeds.run_seeds(args, argv, os.path.abspath(__file__), RUN_KEYS)
+    return train(args)
 
 
 if __name__ == "__main__":

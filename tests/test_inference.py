@@ -10,7 +10,7 @@ import pytest
 
 import rdmini
 import think
-import train_toy as tt
+import task
 
 
 def fed(params, cfg, tokens, state0, r, m=None, prompt=3, read="latest", **kw):
@@ -310,7 +310,7 @@ def toy(tmp_path):
     """A tiny running-task checkpoint in tmp_path, as train_toy writes it (untrained: the views must run).
     The digits' embeddings are scaled up so that its guesses are digits that differ from problem to problem
     and with s_0 and r (an untrained model's argmax is mostly a non-digit, '?', which every path agrees on)."""
-    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8, max_seq_len=5, dtype="float64")
+    cfg = rdmini.Config(vocab_size=len(task.VOCAB), width=8, n_heads=2, mlp_hidden=8, max_seq_len=5, dtype="float64")
     params = rdmini.init_params(cfg, 0)
     params["embed"][:10] *= 4.0                                  # tied: the digits' logits grow too
     rdmini.save_checkpoint(str(tmp_path / "checkpoint.npz"), params, cfg, run={"task": "running", "n_ops": 2})
@@ -319,9 +319,9 @@ def toy(tmp_path):
 
 def test_streaming_problems_gives_evaluate_s_answers(toy):
     params, cfg, _ = toy
-    problems = tt.random_problems(np.random.default_rng(0), 20, 2)
+    problems = task.random_problems(np.random.default_rng(0), 20, 2)
     answers, steps = think.stream(params, cfg, problems, 3)
-    assert answers == tt.evaluate(params, cfg, problems, [3])[3][2] and (steps == 3).all()
+    assert answers == task.evaluate(params, cfg, problems, [3])[3][2] and (steps == 3).all()
     text = "".join(answers)
     assert len(set(answers)) > 10 and text.count("?") < len(text) / 2        # digits, not a constant
     assert think.stream(params, cfg, problems, 3, seed=1)[0] != answers         # another s_0, other answers

@@ -1,4 +1,4 @@
-"""train_toy.py: the task's ground truth, its batches, a tiny training run, resume, bad input."""
+"""train_toy.py: a tiny training run, resume, the threaded step, the command line and its bad input; bench.py, seeds.py."""
 import json
 import os
 import subprocess
@@ -11,77 +11,12 @@ import rdmini
 import bench
 import seeds
 import think
+import task
 import train_toy as tt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--width", "16", "--heads", "2", "--batch", "16", "--mean-r", "3", "--k", "2", "--max-r", "6",
         "--eval-problems", "40", "--log-every", "5", "--save-every", "5"]
-
-
-@pytest.mark.parametrize("problem, truth", [
-    ("3+5*2-7", "3869"),        # the docstring's example: 3, 8, 16 -> 6, -1 -> 9
-    ("0", "0"),                 # no operation: the running value is the operand
-    ("9*9", "91"),              # 81 keeps its last digit
-    ("2-5", "27"),              # -3 mod 10 = 7, not -3
-    ("5*0+3", "503"),           # multiplying by 0 forgets the past
-    ("7+3+3", "703"),
-])
-def test_running_values_by_hand(problem, truth):
-    assert tt.running_values(problem) == truth
-
-
-def test_sum_digits_by_hand():
-    assert tt.sum_digits("583104+090217") == "0673321"
-    assert tt.sum_digits("999999+000001") == "1000000"
-
-
-def decode(row):
-    return "".join(tt.VOCAB[t] for t in row).rstrip(".")
-
-
-def test_make_batch_agrees_with_the_truth():
-    rng = np.random.default_rng(0)
-    tokens, targets, mask = tt.make_batch(rng, 64, 5)
-    assert tokens.shape == targets.shape == mask.shape == (64, 6)     # the first operand, then 5 operations
-    for row_t, row_y, row_m in zip(tokens, targets, mask):
-        problem = decode(row_t)
-        assert len(problem) == 11                   # n_ops operations: shorter chains are its prefixes
-        assert tt.VOCAB[row_t[0]].isdigit() and all(tt.VOCAB[t][0] in "+-*" for t in row_t[1:])
-        assert row_m.all()                          # every token is an operation with its answer
-        assert "".join(map(str, row_y[row_m])) == tt.running_values(problem)
-        # a prefix is a shorter problem with the same answers: causal attention trains all lengths at once
-        assert tt.running_values(problem[:5]) == "".join(map(str, row_y[row_m][:3]))
-
-
-@pytest.mark.parametrize("n_ops", [1, 8])
-def test_make_batch_equals_the_strings_encoded(n_ops):
-    # the published runs were trained on encode() of the strings; equal arrays keep them bit for bit
-    fast = tt.make_batch(np.random.default_rng(3), 200, n_ops)
-    slow = tt.encode(tt.random_problems(np.random.default_rng(3), 200, n_ops))
-    for a, b in zip(fast, slow):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
-
-
-def test_the_random_stream_is_unchanged():
-    # the same draws in the same order as the runs in the README: change them and every table changes
-    assert tt.random_problems(np.random.default_rng(0), 2, 3) == ["8+6*5-2", "3*0-0-0"]
-
-
-def test_addition_batch_agrees_with_the_truth():
-    tokens, targets, mask = tt.make_batch(np.random.default_rng(1), 32, 4, task="addition")
-    for row_t, row_y, row_m in zip(tokens, targets, mask):
-        text = decode(row_t)
-        problem = text.split("=")[0]
-        assert text.endswith("=" + "?" * 5) and row_m.sum() == 5
-        assert "".join(map(str, row_y[row_m])) == tt.sum_digits(problem)
-
-
-def test_held_out_problems_come_from_their_own_stream():
-    a = tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 50, 8)
-    b = tt.make_batch(np.random.default_rng([0, 0]), 50, 8)[0]
-    assert not set(a) & {decode(row) for row in b}
-    assert a == tt.random_problems(np.random.default_rng(tt.EVAL_SEED), 50, 8)   # the same in every run
 
 
 def run(args, tmp_path, name="run"):
@@ -98,7 +33,7 @@ def test_tiny_run_learns(tmp_path):
     assert res["log"][-1]["loss"] < 0.7 * res["log"][0]["loss"]
     # the value after one operation (a 300-entry table to learn) is right far more often than a guess
     assert res["position_accuracy_by_r"]["3"][1] > 0.4
-    assert set(res["accuracy_by_r"]) == {str(r) for r in tt.R_VALUES}
+    assert set(res["accuracy_by_r"]) == {str(r) for r in task.R_VALUES}
 
 
 def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
@@ -131,10 +66,10 @@ def test_threads_split_the_batch_without_changing_loss_or_gradients(frontier):
     """--threads cuts each batch into slices; in float64 their sum must be the whole batch's loss and
     gradient, for slices of unequal size (5 problems in 2 and 3 threads) and answer counts too, and with the
     frontier loss, whose scored answers depend on every slice's forward."""
-    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8, n_core=1, dtype="float64")
+    cfg = rdmini.Config(vocab_size=len(task.VOCAB), width=8, n_heads=2, mlp_hidden=8, n_core=1, dtype="float64")
     params = rdmini.init_params(cfg, 0)
     rng = np.random.default_rng(0)
-    batch = tt.encode(tt.random_problems(rng, 3, 1) + tt.random_problems(rng, 2, 3))   # padded: masks differ
+    batch = task.encode(task.random_problems(rng, 3, 1) + task.random_problems(rng, 2, 3))   # padded: masks differ
     state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
     loss1, grads1 = tt.loss_and_grads(params, cfg, batch, 3, 2, state0, frontier=frontier)
     logits, cache = rdmini.forward(params, cfg, batch[0], 3, 2, state0=state0)
@@ -197,7 +132,7 @@ def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path, capsys):
     assert json.load(open(os.path.join(out, "results.json"))) == trained
     other = json.load(open(os.path.join(out, "results_2.json")))
     assert (trained["n_ops"], other["n_ops"]) == (7, 2) and other["step"] == 4
-    assert sorted(other["longer"], key=int) == [str(n) for n in tt.eval_lengths(2, "running")]
+    assert sorted(other["longer"], key=int) == [str(n) for n in task.eval_lengths(2, "running")]
     # the labels name the size the run trained on, not the size measured: 2 + 4 = 6 is not longer than 7
     assert (trained["trained_n_ops"], other["trained_n_ops"]) == (7, 7)
     assert "trained on 7 operations" in printed and "trained on 2" not in printed
@@ -284,7 +219,7 @@ def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     assert tt.LAB == {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
     with pytest.raises(SystemExit):                     # one thread per run, always: the reference's runs
         tt.parse_args(["--lab", "--threads", "2"])
-    assert (tt.enough_r(6), tt.enough_r(12), tt.enough_r(100)) == (8, 16, 64)   # the progress line's r
+    assert (task.enough_r(6), task.enough_r(12), task.enough_r(100)) == (8, 16, 64)   # the progress line's r
     # the window's default follows the task: addition's answers need digits far back
     assert tt.parse_args(["--task", "addition"]).window is None and tt.parse_args(["--window", "0"]).window is None
     norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
@@ -302,26 +237,6 @@ def test_a_run_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsy
         lines = capsys.readouterr()
         assert err.value.code == 2 and "Training" not in lines.out
         assert len(lines.err.strip().splitlines()) == 1 and "cannot write the run folder" in lines.err
-
-
-@pytest.mark.parametrize("problem, message", [
-    ("", "empty"), ("3+a", "characters"), ("3+55", "alternate"), ("3+" * 70 + "3", "at most"),
-])
-def test_predict_refuses_problems_it_cannot_read(problem, message):
-    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8)
-    params = rdmini.init_params(cfg, 0)
-    with pytest.raises(ValueError, match=message):
-        tt.predict(params, cfg, problem, 2)
-
-
-def test_predict_reads_the_answer_positions():
-    cfg = rdmini.Config(vocab_size=len(tt.VOCAB), width=8, n_heads=2, mlp_hidden=8)
-    params = rdmini.init_params(cfg, 0)
-    params["embed"][:10] *= 4.0                # untrained: so that it guesses digits rather than '?'
-    guess = tt.predict(params, cfg, "3+5*2-7", 2)
-    # one character per operand, the same as evaluate() reads at those positions from the same s_0
-    assert len(guess) == 4 and guess.count("?") < 2
-    assert guess == tt.evaluate(params, cfg, ["3+5*2-7"], [2])[2][2][0]
 
 
 def test_flop_count_by_hand():
@@ -355,7 +270,7 @@ def test_bench_quick_mode(tmp_path):
                    "--n-ops", "2", "--out", str(tmp_path)])
     saved = json.load(open(tmp_path / "bench.json"))
     assert saved["seconds_per_step"] > 0 and saved["flops_per_step"]["total"] == res["flops_per_step"]["total"]
-    assert saved["config"]["T"] == tt.make_batch(np.random.default_rng(0), 1, 2)[0].shape[1]   # the real width
+    assert saved["config"]["T"] == task.make_batch(np.random.default_rng(0), 1, 2)[0].shape[1]   # the real width
     assert set(saved["peak_memory_bytes"]["r_at_k"]) == {"4", "16", "64"}
     assert 0 < sum(saved["time_share"].values()) <= 1.0001
     assert saved["rounds"] == 3 and len(saved["per_round"]["step"]) == 3
@@ -412,11 +327,6 @@ def test_parse_seeds_refuses_what_it_cannot_read(text):
         seeds.parse_seeds(text)
 
 
-@pytest.mark.parametrize("n_ops, sizes", [(8, [12, 16, 32, 48]), (4, [8, 16, 24]), (1, [2, 4, 5, 6])])
-def test_longer_problem_sizes_are_in_order_without_repeats(n_ops, sizes):
-    assert tt.eval_lengths(n_ops, "running") == sizes and tt.eval_lengths(6, "addition") == [10]
-
-
 def test_seeds_refuse_options_that_do_not_finish_a_run(capsys):
     with pytest.raises(SystemExit) as err:
         tt.parse_args(["--seeds", "0-1", "--stop-at", "3"])
@@ -433,12 +343,12 @@ def test_resume_names_the_window_as_the_flag_writes_it(tmp_path, capsys):
 def test_problems_six_times_the_trained_length_encode_and_evaluate():
     args = tt.parse_args(["--width", "8", "--heads", "2"])
     cfg = tt.make_config(args)                                   # the default task: 12 operations
-    assert args.n_ops == 12 and tt.eval_lengths(12, "running") == [16, 24, 48, 72]
-    problems = tt.random_problems(np.random.default_rng(0), 3, 72)
-    tokens, targets, mask = tt.encode(problems)
+    assert args.n_ops == 12 and task.eval_lengths(12, "running") == [16, 24, 48, 72]
+    problems = task.random_problems(np.random.default_rng(0), 3, 72)
+    tokens, targets, mask = task.encode(problems)
     assert tokens.shape == (3, 73) and cfg.max_seq_len >= 73 and mask.all()
-    assert ["".join(map(str, t)) for t in targets] == [tt.running_values(p) for p in problems]
-    result = tt.evaluate(rdmini.init_params(cfg, 0), cfg, problems, [1, 64])
+    assert ["".join(map(str, t)) for t in targets] == [task.running_values(p) for p in problems]
+    result = task.evaluate(rdmini.init_params(cfg, 0), cfg, problems, [1, 64])
     assert len(result[64][1]) == 73 and all(len(guess) == 73 for guess in result[64][2])
 
 
@@ -460,7 +370,7 @@ def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
     lab.n_ops = tt.default_n_ops(lab)
     assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
     assert ref["seeds"] == list(range(10)) and ref["eval_problems"] == 2000
-    assert set(ref["accuracy_by_r"]) == {str(r) for r in tt.R_VALUES}
+    assert set(ref["accuracy_by_r"]) == {str(r) for r in task.R_VALUES}
     for key, _, _ in seeds.MEASURES:
         assert all(run["measures"][key] is not None for run in ref["runs"].values()), key
     assert ref["sources"]["commit"] and all(f["diff"] == "" for f in ref["sources"]["files"].values())

@@ -138,14 +138,15 @@ MATH = {"KL", "sigmoid", "sqrt", "outer", "softmax", "exp", "log", "mean", "sum"
 
 
 def test_functions_named_in_the_text_exist(executed):
-    """`forward(`, `rdmini.sample_r(`, `bench.count_flops(`: each must be a function of rdmini, train_toy,
-    bench, think, tests/test_gradients.py, a Python builtin, or one that a block of the tutorial defines
+    """`forward(`, `rdmini.sample_r(`, `bench.count_flops(`: each must be a function of rdmini, task,
+    train_toy, bench, think, tests/test_gradients.py, a Python builtin, or one that a block of the tutorial defines
     (`def name(` in any fenced block: the exercises' solutions define new functions). Names with another
     prefix (np.) are not checked."""
     import builtins
 
     import bench
     import rdmini
+    import task
     import think
     import train_toy
     sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -159,10 +160,10 @@ def test_functions_named_in_the_text_exist(executed):
     missing = set()
     for name in set(re.findall(r"`([A-Za-z_][\w.]*)\(", text)):
         prefix, _, bare = name.rpartition(".")
-        if prefix not in ("", "rdmini", "train_toy", "bench", "think") or bare in MATH or bare in defined:
+        if prefix not in ("", "rdmini", "task", "train_toy", "bench", "think") or bare in MATH or bare in defined:
             continue
-        modules = {"rdmini": [rdmini], "train_toy": [train_toy], "bench": [bench], "think": [think],
-                   "": [rdmini, train_toy, bench, think, test_gradients, builtins]}[prefix]
+        modules = {"rdmini": [rdmini], "task": [task], "train_toy": [train_toy], "bench": [bench], "think": [think],
+                   "": [rdmini, task, train_toy, bench, think, test_gradients, builtins]}[prefix]
         if not any(callable(getattr(m, bare, None)) for m in modules) and not callable(namespace.get(bare)):
             missing.add(name)
     assert not missing, f"tutorial.md names functions that do not exist: {sorted(missing)}"
