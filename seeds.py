@@ -383,7 +383,9 @@ def judge(mine, ref, keys, alpha=ALPHA):
 def what_differs(summary, reference):
     """The flags that differ, and the source files whose edits (against each one's commit) differ."""
     mine, ref = summary["settings"], reference["settings"]
-    flags = [f"--{k.replace('_', '-')} {ref[k]} -> {mine[k]}" for k in mine if k in ref and mine[k] != ref[k]]
+    flag = lambda k, v: 0 if k == "window" and v is None else v                     # as the flag writes it
+    flags = [f"--{k.replace('_', '-')} {flag(k, ref[k])} -> {flag(k, mine[k])}" for k in mine
+             if k in ref and mine[k] != ref[k]]
     here, there = (s.get("sources") or {} for s in (summary, reference))
     files, hf, tf = [], here.get("files", {}), there.get("files", {})
     for name in sorted(set(hf) | set(tf)):

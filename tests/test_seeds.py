@@ -172,7 +172,7 @@ def test_an_edit_to_the_model_shows_in_what_was_run(tmp_path):
 
 def test_what_differs_names_flags_and_a_later_commit(tmp_path):
     mine, ref = made_up(range(5)), made_up(range(10))
-    mine["settings"]["window"] = 0
+    mine["settings"]["window"] = None                   # --window 0: the whole prefix (Config's None)
     mine["sources"] = {"commit": "b" * 40, "files": {"rdmini.py": {"sha256": "1", "diff": ""}}}
     ref["sources"] = {"commit": "a" * 40, "files": {"rdmini.py": {"sha256": "2", "diff": ""}}}
     flags, files, note = seeds.what_differs(mine, ref)
