@@ -22,12 +22,13 @@ import numpy as np
 ALPHA = 0.05                   # the chance, over all judged measures at once, that an unchanged model gets a word
 LEARN_LEVEL = 0.95             # (d): the held-out accuracy on the progress line that counts as "learnt"
 THINK_LEVEL = 0.99             # (c): the share of trained-length problems right that counts as "thought through"
+TIMES = 4                      # (b): extrapolation to this many times the trained length (final_report measures 2, 4, 6)
 SOURCES = ("rdmini.py", "train_toy.py", "task.py", "seeds.py")     # what makes a run what it is, besides its flags
 
 # The measures, in the printed order: key, what it is, +1 if more is better, -1 if less is better.
 # "{n}" is the trained length; cost comes last. ms a step is printed but not judged (other machines).
 MEASURES = (("trained", "(a) {n} operations (trained), all right at r = {r}, %", +1),
-            ("extrapolation", "(b) {n4} operations (4x), all right at the best r, %", +1),
+            ("extrapolation", "(b) {n4} operations ({times}x), all right at the best r, %", +1),
             ("thinking_r", "(c) thinking speed: fewest r with 99% of {n}-operation problems right", -1),
             ("learning_step", "(d) learning speed: first step at 95% held-out right", -1),
             ("params", "(e) cost: parameters", -1),
@@ -179,7 +180,7 @@ def run_measures(res):
     (never: twice the largest r evaluated); learning_step: the first progress line at LEARN_LEVEL or more
     (never: one progress line past the end); cost: parameters, counted matmul FLOPs, measured peak memory."""
     acc = {int(r): a for r, a in res["accuracy_by_every_r"].items()}
-    four = res["longer"].get(str(4 * res["n_ops"]))
+    four = res["longer"].get(str(TIMES * res["n_ops"]))
     thinking = [r for r in sorted(acc) if acc[r] >= THINK_LEVEL]
     log = res["log"]
     learnt = [e["step"] for e in log if e["accuracy"] >= LEARN_LEVEL]
@@ -250,13 +251,15 @@ def summarise(args, results, run_keys, sources=None):
 def label(summary, key):
     n = summary["settings"]["n_ops"]
     text = dict((k, t) for k, t, _ in MEASURES) | dict(NOT_JUDGED)
-    return text[key].format(n=n, n4=4 * n, r=summary["enough_r"])
+    return text[key].format(n=n, n4=TIMES * n, times=TIMES, r=summary["enough_r"])
 
 
 def shown(key, value):
     """A measure as printed: accuracies in %, the rest as they are."""
     if key in ("trained", "extrapolation"):
         return f"{100 * value:.2f}"
+    if key == "thinking_r" and value >= 128:
+        return "never"
     return f"{value:,.0f}" if key in ("params", "learning_step") else f"{value:.3g}"
 
 
