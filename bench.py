@@ -2,11 +2,13 @@
 
     python bench.py                   # the default recipe's step: ms, tokens/s, MFU, where the time goes, memory
     python bench.py --width 128       # any recipe flag of train_toy.py sets the step that is measured
+    python bench.py --n-ops 6         # the lab's step (a run's flags, --lab, --seeds, --resume, are refused)
 
 Speed is measured against this machine's own matrix-multiply rate, in turns, because a virtual machine's
 speed drifts; the methodology and past measurements are in docs/notes.md. It writes bench.json in --out.
 """
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -21,9 +23,10 @@ import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
 import train_toy  # noqa: E402
+from task import (check_memory, check_out_folder, cli, keep_freed_memory, make_batch, parallel_map,  # noqa: E402
+                  problem_tokens, save_json)
 from seeds import count_flops  # noqa: E402  (the count the lab's summaries judge)
-from task import cli, make_batch, parallel_map, problem_tokens, save_json  # noqa: E402
-from train_toy import loss_and_grads_threaded, make_config  # noqa: E402
+from train_toy import loss_and_grads, make_config  # noqa: E402
 
 
 def seconds(fn):
@@ -49,7 +52,7 @@ def measure_in_turns(timers, rounds):
     """timers {name: (measure, count)} -> {name: its rounds * count measurements, round after round}.
     Each round takes every timer's `count` measurements in turn. Why turns: this machine's speed drifts
     (a virtual machine on shared hardware; the earlier --bench, which measured one figure after another,
-    gave MFUs from 20% to 28% for the same code within minutes). In turns, a drift touches every figure
+    gave different MFUs for the same code within minutes: docs/notes.md). In turns, a drift touches every figure
     alike, instead of the step's and the matmul's being measured on two different machines."""
     got = {name: [] for name in timers}
     for _ in range(rounds):
@@ -124,7 +127,7 @@ class SectionTimer:
         for section, names in self.SECTIONS.items():
             for name in names:
                 self.wrap(rdmini, name, section)
-        self.wrap(sys.modules[__name__], "make_batch", "data")
+        self.wrap(train_toy, "make_batch", "data")
         return self
 
     def __exit__(self, *exc):
@@ -134,7 +137,7 @@ class SectionTimer:
 
 def peak_memory(params, cfg, args, r, k):
     """Peak bytes numpy allocates during one forward + backward (tracemalloc sees numpy's buffers)."""
-    tokens, targets, mask = make_batch(np.random.default_rng(0), args.batch, args.n_ops)
+    tokens, targets, mask = make_batch(np.random.default_rng(0), args.batch, args.n_ops, args.task)
     tracemalloc.start()
     logits, cache = rdmini.forward(params, cfg, tokens, r, k, rng=np.random.default_rng(0))
     grads = rdmini.backward(cache, rdmini.cross_entropy(logits, targets, mask)[1])
@@ -144,48 +147,48 @@ def peak_memory(params, cfg, args, r, k):
     return peak
 
 
-def overhead_timers(args, step, r, k):
-    """Timers of Python's overhead, for time_in_turns: step(threads, params, cfg, opt, B, n_ops) on a tiny model."""
+def stepper(args, r, **change):
+    """The training step train_toy.py runs (train_step), at a fixed r, for the recipe args with `change`
+    applied, on a model, optimizer and random streams of its own. -> (step: a function of no argument, params,
+    cfg)."""
+    recipe = argparse.Namespace(**{**vars(args), **change})
+    cfg = make_config(recipe)
+    params = rdmini.init_params(cfg, recipe.seed)
+    opt, rngs, count = rdmini.adamw_init(params), train_toy.new_rngs(recipe.seed), itertools.count()
+    return (lambda: train_toy.train_step(params, cfg, opt, rngs, recipe, next(count), r)), params, cfg
+
+
+def overhead_timers(args, r):
+    """Timers of Python's overhead, for time_in_turns: the training step on a tiny model."""
     # Python overhead: the same step on a model so small that numpy's arithmetic is nearly free; what
     # remains is the interpreter and numpy's per-call cost, paid the same at any size. Counted two ways:
     # in one thread, the tiny step and its other slices one after the other (only one thread can run
     # Python at a time, so the slices' overheads add up); and the tiny step run by the threads, as a real
     # step runs, which also pays for handing the interpreter from one thread to the other.
-    tiny = argparse.Namespace(**{**vars(args), "width": 8, "heads": 2, "n_ops": 1})
-    tiny_cfg = make_config(tiny)
+    tiny = {"width": 8, "heads": 2, "n_ops": 1}
+    tiny_step, _, tiny_cfg = stepper(args, r, **tiny, batch=1, threads=1)          # one problem, one thread
+    tiny_threads, _, _ = stepper(args, r, **tiny, batch=args.threads, threads=args.threads)   # one each
     tiny_params = rdmini.init_params(tiny_cfg, 0)
-    tiny_opt = rdmini.adamw_init(tiny_params)
-    tiny_batch = make_batch(np.random.default_rng(0), 1, 1)
+    tiny_batch = make_batch(np.random.default_rng(0), 1, 1, args.task)
     tiny_s0 = rdmini.initial_state(tiny_cfg, tiny_batch[0].shape + (tiny_cfg.width,), np.random.default_rng(0))
 
-    def tiny_step(threads=1):                                       # one slice of one problem per thread
-        step(threads=threads, params=tiny_params, cfg=tiny_cfg, opt=tiny_opt, B=threads, n_ops=1)
-
-    def tiny_slice():
-        loss_and_grads_threaded(tiny_params, tiny_cfg, tiny_batch, r, k, tiny_s0, 1, args.loss == "frontier")
+    def tiny_slice():                                               # one slice: forward, loss, backward
+        loss_and_grads(tiny_params, tiny_cfg, tiny_batch, r, args.k, tiny_s0, args.loss == "frontier")
     return {"tiny": (lambda: seconds(tiny_step), TINY_PER_ROUND),
             "tiny_slice": (lambda: seconds(tiny_slice), TINY_PER_ROUND),
-            "tiny_threads": (lambda: seconds(lambda: tiny_step(args.threads)), TINY_PER_ROUND)}
+            "tiny_threads": (lambda: seconds(tiny_threads), TINY_PER_ROUND)}
 
 
 def bench(args):
-    """Time the default training step; compare with the machine's matmul rate; memory vs r and k.
+    """Time the recipe's training step; compare with the machine's matmul rate; memory vs r and k.
     The timings are taken in turns (time_in_turns); the profile split and the memory come after."""
-    cfg = make_config(args)
-    params = rdmini.init_params(cfg, args.seed)
-    opt = rdmini.adamw_init(params)
-    rng = np.random.default_rng(args.seed)
-    r, k, B, T = int(round(args.mean_r)), args.k, args.batch, problem_tokens(args.n_ops)
-
-    def step(threads=args.threads, params=params, cfg=cfg, opt=opt, B=B, n_ops=args.n_ops):
-        batch = make_batch(rng, B, n_ops)
-        state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
-        loss, grads = loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, args.loss == "frontier")
-        rdmini.adamw_update(params, grads, opt, 1e-4)
+    r, k, B, T = min(int(round(args.mean_r)), args.max_r), args.k, args.batch, problem_tokens(args.n_ops, args.task)
+    step, params, cfg = stepper(args, r)                                  # the recipe's step, in its threads
+    one_thread, _, _ = stepper(args, r, threads=1)                     # the same step in one thread
     shape = (B * T // args.threads, cfg.width, 2 * cfg.mlp_hidden)       # the MLP's up-projection, one slice
     timers = {"step": (lambda: seconds(step), 1),
-              "one_thread": (lambda: seconds(lambda: step(threads=1)), 1),
-              **overhead_timers(args, step, r, k),
+              "one_thread": (lambda: seconds(one_thread), 1),
+              **overhead_timers(args, r),
               "big": (lambda: matmul_rate(2048, 2048, 2048, 1, args.threads), 1),     # GFLOP/s, not seconds
               "own": (lambda: matmul_rate(*shape, 100, args.threads), 1)}
     if args.threads == 1:                           # one slice: "step" is one thread, and the tiny step has it all
@@ -197,7 +200,7 @@ def bench(args):
     achieved = flops["total"] / np.array(per_round["step"]) / 1e9                     # GFLOP/s, per round
     with SectionTimer() as timer:     # where the time goes; in one thread, as the timer's stack is not shared
         for _ in range(max(3, args.bench_steps // 2)):
-            step(threads=1)
+            one_thread()
     memory = {"r_at_k": {str(rr): peak_memory(params, cfg, args, rr, 4) for rr in (4, 16, 64)},
               "k_at_r16": {str(kk): peak_memory(params, cfg, args, 16, kk) for kk in (1, 4, 16)}}
     total_timed = sum(timer.total.values())
@@ -254,16 +257,25 @@ def print_bench(result):
 
 
 def main(argv=None):
-    p = train_toy.make_parser("bench.py: time a training step of the recipe these flags set, and its memory")
+    p = train_toy.make_parser("bench.py: time a training step of the recipe these flags set, and its memory",
+                              run=False)
+    p.add_argument("--out", default=os.path.join("runs", "bench"), help="folder for bench.json")
     p.add_argument("--bench-steps", type=int, default=20,
                    help="rounds of timing, each one training step and the other figures in turn "
                         "(and half as many steps, at least 3, for the profile split)")
-    p.set_defaults(out=os.path.join("runs", "bench"))
-    args = train_toy.check_args(p, p.parse_args(sys.argv[1:] if argv is None else argv))
+    args = train_toy.parse_args(sys.argv[1:] if argv is None else argv, p)
     if args.bench_steps < 1:
         p.error(f"--bench-steps must be >= 1, got {args.bench_steps}")
-    train_toy.keep_freed_memory()
-    return cli(lambda: train_toy.check_out_folder(args.out) or bench(args))
+    return cli(run, args)
+
+
+def run(args):
+    # the largest step measured: the memory table's r = 64, k = 16
+    largest = argparse.Namespace(**{**vars(args), "k": max(args.k, 16), "max_r": max(args.max_r, 64)})
+    check_memory([(train_toy.step_memory(largest), "the memory table's step at r = 64, k = 16")])
+    keep_freed_memory()
+    check_out_folder(args.out)
+    return bench(args)
 
 
 if __name__ == "__main__":

@@ -274,9 +274,8 @@ def swiglu_backward(dout, cache):
 
 def block_forward(x, p, cfg, rope, mask, kv=None):
     """Huginn's sandwich block: x = n2(attn(n1(x)) + x); x = n4(mlp(n3(x)) + x). x (B,T,h) -> (B,T,h)."""
-    # Why sandwich: on the toy task (train_toy.py defaults, seed 0) it beat pre-norm blocks with the state
-    # RMS-normalised after each core pass: 29% vs 22% of held-out 8-operation problems right at step
-    # 1000, 32% vs 22% after the same ~405 s of training, although its steps cost ~20% more.
+    # Why sandwich: on the toy task it beat pre-norm blocks with the state RMS-normalised after each core
+    # pass, at the same step and at the same training time, although its steps cost more (docs/notes.md).
     eps = cfg.norm_eps
     a, c1 = rmsnorm_forward(x, p["attn_norm_in"], eps)
     a, c2 = attention_forward(a, p, cfg.n_heads, rope, mask, kv)
@@ -668,11 +667,19 @@ def load_checkpoint(path):
                          "delete it or point to another one") from None
     try:
         meta = json.loads(str(data.pop("meta")))
-        if meta["format"] != FORMAT or not isinstance(meta["json"], dict) or not isinstance(meta["dicts"], list):
-            raise ValueError("unknown format")
+    except (KeyError, ValueError):                          # no 'meta' array, or not JSON
+        meta = None
+    if not (isinstance(meta, dict) and meta.get("format") == FORMAT and isinstance(meta.get("config"), dict)
+            and isinstance(meta.get("json"), dict) and isinstance(meta.get("dicts"), list)):
+        raise ValueError(f"{path} is not an rdmini checkpoint (no valid 'meta' entry)")
+    unknown = sorted(set(meta["config"]) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise ValueError(f"checkpoint {path}: its config has an unknown field {unknown[0]!r}; it was written by "
+                         "another version of rdmini.py, or edited")
+    try:
         cfg = Config(**meta["config"])
-    except Exception:
-        raise ValueError(f"{path} is not an rdmini checkpoint (no valid 'meta' entry)") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {path}: its config is not valid ({err})") from None
     params = {n[len("param/"):]: w for n, w in data.items() if n.startswith("param/")}
     expected = param_shapes(cfg)
     if set(params) != set(expected):

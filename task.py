@@ -6,13 +6,16 @@ The running task (train_toy.py's docstring shows it): a chain such as 3+5*2-7 ev
 Where things are: the vocabulary; the truth in plain Python (running_values, sum_digits); problems and
 their tokens (random_problems, layout, encode, make_batch); reading a problem the model is given
 (check_problem, predict); evaluation at every r (evaluate, print_table, eval_lengths, enough_r); and what
-the three scripts share: parallel_map, save_json, and their command lines' error handling (Parser, cli).
+the three scripts share: parallel_map, save_json, the run folder's check, glibc's freed memory kept, the
+memory check, and their command lines' error handling (Parser, cli).
 """
 import argparse
 import concurrent.futures
+import ctypes
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -30,6 +33,8 @@ TASKS = ("running", "addition")
 EVAL_SEED = 2025                       # held-out problems come from their own stream, the same in every run
 R_VALUES = (1, 2, 3, 4, 6, 8, 16, 32, 64)
 LONG_R_VALUES = R_VALUES + (128,)      # longer problems: the frontier needs about one iteration per operation
+MAX_R = 2 * max(LONG_R_VALUES)        # the largest r a flag takes: twice what any evaluation measures
+MAX_EVAL_PROBLEMS = 100_000           # the most held-out problems a flag takes
 
 # ============================================================================================
 # The task: ground truth in plain Python, then batches of tokens / targets / mask
@@ -211,7 +216,7 @@ def enough_r(n_ops):
 
 
 # ============================================================================================
-# What the scripts share: threads, JSON files, and their command lines' errors
+# What the scripts share: threads, files, memory, and their command lines' errors
 # ============================================================================================
 
 def parallel_map(fn, items, threads):
@@ -231,6 +236,72 @@ def save_json(obj, folder, name):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1)
     return path
+
+
+def check_out_folder(folder):
+    """Make the run folder and try writing in it now, so that a folder that cannot be written (a read-only
+    or virtual file system, a path through a file) is refused before training, not after it; a folder
+    made here for a run that is refused is removed again."""
+    made, parent = [], os.path.abspath(folder)
+    while not os.path.exists(parent):             # the folders this call makes, deepest first
+        made.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        remove_empty(made)
+        raise ValueError(f"cannot write the run folder --out {folder} ({err.strerror or err}); "
+                         "choose another folder") from None
+    return made
+
+
+def remove_empty(folders):
+    for path in folders:                           # deepest first; a folder with anything in it stays
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+def keep_freed_memory():
+    """Each step frees and allocates again the same activation arrays, too large for glibc's heap by default:
+    malloc maps them fresh from the system (or gives freed memory back), so every step pays a page fault per
+    page again (bench.py measured what that costs: docs/notes.md). Keep what is freed: arrays up to 32 MiB
+    come from the heap, and up to 1 GiB of it is kept (both are set: setting either one turns off glibc's
+    automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
+    keeps. Linux with glibc only; anywhere else it does nothing and returns False."""
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and mallopt(M_TRIM_THRESHOLD, 2**30))
+
+
+def attention_bytes(cfg, B, T):
+    """Bytes of one (B,H,T,T) attention array."""
+    return B * cfg.n_heads * T * T * np.dtype(cfg.dtype).itemsize
+
+
+def available_memory():
+    """Bytes this machine can still give (Linux's MemAvailable), or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def check_memory(needs):
+    """Refuse, before anything is written, what cannot fit in this machine's free memory.
+    needs: [(bytes, what)], as memory_needed gives."""
+    free = available_memory()
+    need, what = max(needs)
+    if free is not None and need > free:
+        raise ValueError(f"{what} needs at least {need / 2**30:.1f} GiB and this machine has {free / 2**30:.1f} GiB "
+                         "free: use a smaller --n-ops, --batch, --k or --eval-problems")
 
 
 class Parser(argparse.ArgumentParser):

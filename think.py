@@ -18,8 +18,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
-from task import (EVAL_SEED, Parser, answer_text, check_problem, cli, encode, layout, problem_tokens,  # noqa: E402
-                  random_problems, running_values, save_json)
+from task import (EVAL_SEED, LONG_R_VALUES, MAX_R, Parser, answer_text, check_problem, cli, encode,  # noqa: E402
+                  layout, problem_tokens, random_problems, running_values, save_json)
 
 
 def load_model(args):
@@ -145,31 +145,42 @@ def trajectories(params, cfg, problems, steps):
             "explained": sv[:6] ** 2 / np.sum(sv ** 2)}
 
 
+def trajectory_plots(out):
+    """What plot_trajectories draws, computed without matplotlib. -> (panels, heat).
+    panels: a row per token picked (the first two of each kind), (index, title, [(x, y) of the principal
+    components 1-2, 3-4, 5-6 over the steps]); heat: log10 ||s_i - s*|| / ||s*|| per token (rows) and step
+    (columns), the last step left out: it is s* itself, at distance 0."""
+    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
+    panels = []
+    for i in picks:
+        problem, t, tok = out["where"][i]
+        pairs = [(out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]) for col in range(3)]
+        panels.append((i, f"{out['kinds'][i]}: '{tok}' at {t} of {problem}", pairs))
+    return panels, np.log10(out["dist"][:, :-1] + 1e-12)
+
+
 def plot_trajectories(out, folder):
     """PNG figures of trajectories(): PCA component pairs of a few tokens of each kind, and convergence."""
     import matplotlib                    # imported here only: nothing else needs it
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    panels, heat = trajectory_plots(out)
     os.makedirs(folder, exist_ok=True)
-    picks = [i for kind in KINDS for i in [j for j, k in enumerate(out["kinds"]) if k == kind][:2]]
-    fig, axes = plt.subplots(len(picks), 3, figsize=(10, 3 * len(picks)), squeeze=False)
-    for row, i in enumerate(picks):
-        problem, t, tok = out["where"][i]
-        for col in range(3):
-            x, y = out["proj"][i, :, 2 * col], out["proj"][i, :, 2 * col + 1]
+    fig, axes = plt.subplots(len(panels), 3, figsize=(10, 3 * len(panels)), squeeze=False)
+    for row, (_, title, pairs) in enumerate(panels):
+        for col, (x, y) in enumerate(pairs):
             ax = axes[row, col]
             ax.plot(x, y, "-", lw=0.8)
             ax.scatter(x, y, c=np.arange(len(x)), s=8, cmap="viridis")     # colour: step, dark = early
-            ax.set_title(f"{out['kinds'][i]}: '{tok}' at {t} of {problem}", fontsize=8)
+            ax.set_title(title, fontsize=8)
             ax.set_xlabel(f"PC{2 * col + 1}")
             ax.set_ylabel(f"PC{2 * col + 2}")
     fig.tight_layout()
     fig.savefig(os.path.join(folder, "trajectories_pca.png"), dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(10, 6))
-    dist = out["dist"][:, :-1]                   # the last step is s* itself: distance 0
-    im = ax.imshow(np.log10(dist + 1e-12), aspect="auto", cmap="magma",
-                   extent=(0.5, dist.shape[1] + 0.5, dist.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
+    im = ax.imshow(heat, aspect="auto", cmap="magma",
+                   extent=(0.5, heat.shape[1] + 0.5, heat.shape[0] - 0.5, -0.5))     # x: step 1, 2, ...
     ax.set_xlabel("core step i")
     ax.set_ylabel("token (problems one after another)")
     ax.set_title("log10 ||s_i - s*|| / ||s*||, s* = the state at the last step")
@@ -237,7 +248,10 @@ def inference_grid(params, cfg, problems, r, progress=None):
     return rows
 
 
-def best_setting(rows, keep=0.995):
+KEEP = 0.995                 # --report's best setting keeps this share of the fixed-r accuracy
+
+
+def best_setting(rows, keep=KEEP):
     """The setting with exit that keeps at least `keep` of the fixed-r accuracy (m = r, latest, no exit, no
     CoT) at the fewest mean steps per token; ties go to the smaller cache. -> (row, the fixed row)."""
     fixed = next(x for x in rows if x["exit"] == "none" and x["read"] == "latest" and not x["continuous_cot"]
@@ -264,7 +278,7 @@ def inference_report(args):
     params, cfg, trained = load_model(args)
     t_start = time.time()
     n_ops = min(trained, cfg.max_seq_len - 1)                 # the trained length, then 4 operations more
-    T, n = problem_tokens(n_ops), min(300, args.eval_problems)
+    T, n = problem_tokens(n_ops), args.eval_problems
     res = {"problems": n, "n_ops": n_ops, "cache_bytes": {}, "grid": {}}
     print(f"KV cache for one problem of {T} tokens (batch 1, {cfg.dtype}), bytes:")
     print("    r | no sharing | m = 4 shared | m = 1")
@@ -279,13 +293,13 @@ def inference_report(args):
         rows = inference_grid(params, cfg, problems, r, progress=lambda done, total: print(
             f"  {done} of {total} settings, {time.time() - t_start:.0f} s", flush=True))
         print_grid(rows, r, size)
-        best, fixed = best_setting(rows)
-        res["grid"][str(size)] = {"r": r, "rows": rows,
+        best, fixed = best_setting(rows, KEEP)
+        res["grid"][str(size)] = {"r": r, "rows": rows, "keep": KEEP,
                                   "best": best, "fixed_accuracy": fixed["accuracy"]}
         if best is None:
-            print(f"No setting with exit keeps 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
+            print(f"No setting with exit keeps {100 * KEEP:g}% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}).")
         else:
-            print(f"Fewest steps that keep 99.5% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): "
+            print(f"Fewest steps that keep {100 * KEEP:g}% of the fixed r = {r} accuracy ({fixed['accuracy']:.3f}): "
                   f"m = {best['m']}, {best['read']}, exit {best['exit']}, "
                   f"CoT {'on' if best['continuous_cot'] else 'off'}: "
                   f"{best['accuracy']:.3f} all right, {best['mean_steps']:.2f} steps per token; by position "
@@ -297,6 +311,12 @@ def inference_report(args):
     res["seconds"] = round(time.time() - t_start, 1)
     print(f"\nSaved {save_json(res, args.out, 'inference.json')} ({res['seconds']} s)")
     return res
+
+
+# (flag, lowest, highest, why) of the numbers think.py takes
+LIMITS = (("r", 1, MAX_R, f"the evaluation measures r up to {max(LONG_R_VALUES)}, and the display has a line per step"),
+          ("traj_steps", 17, MAX_R, "the classifier looks at the last 16 steps; the states of every step are kept"),
+          ("eval_problems", 1, 300, "--report streams every problem in each of its settings, one token at a time"))
 
 
 def parse_args(argv):
@@ -329,10 +349,10 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if (args.think is not None) + args.trajectories + args.report != 1:
         p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories or --report")
-    for name, low in (("r", 1), ("eval_problems", 1), ("traj_steps", 17)):
-        if getattr(args, name) < low:
-            p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}"
-                    + (" (the classifier looks at the last 16 steps)" if name == "traj_steps" else ""))
+    for name, low, high, why in LIMITS:
+        value = getattr(args, name)
+        if not low <= value <= high:
+            p.error(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value:,}: {why}")
     if not args.exit_threshold >= 0:
         p.error(f"--exit-threshold must be >= 0, got {args.exit_threshold}")
     if args.cache_budget < 0:

@@ -13,9 +13,9 @@ Operations do not commute, so the value at position j needs every operation befo
 tracking, and a fixed stack of layers falls behind as the chain grows. Each iteration of the core lets
 the answer travel about one operation further, so the accuracy on long chains should climb with r.
 
-    python train_toy.py                  # train (about 7 minutes on 2 cores), then accuracy for every r
+    python train_toy.py                  # train (the README gives its time), then accuracy for every r
     python train_toy.py --mean-r 1 --k 1 # the same network without recurrence, the baseline
-    python train_toy.py --lab            # the classroom lab's recipe: about two minutes
+    python train_toy.py --lab            # the classroom lab's recipe: a shorter run
     python train_toy.py --lab --seeds 0-4 --compare docs/lab_reference.json   # a variant over 5 seeds
     python train_toy.py --help           # every option
 Beside it: think.py (watch a trained model think; the KV cache, adaptive exit) and bench.py (speed, memory).
@@ -25,12 +25,11 @@ is rdmini.py. Here: the final report (final_report), one training step (loss_and
 backward; train_step: a batch, that, the update), the loop (train), and the command line (make_parser,
 parse_args, main). seeds.py runs --seeds and --compare.
 """
-import ctypes
+import argparse
 import math
 import os
 import signal
 import sys
-import tempfile
 import time
 import tracemalloc
 
@@ -44,9 +43,10 @@ import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
 import seeds  # noqa: E402
-from task import (EVAL_SEED, LONG_R_VALUES, R_VALUES, TASKS, VOCAB, cli, enough_r, eval_lengths,  # noqa: E402
-                  evaluate, layout, make_batch, parallel_map, print_table, problem_tokens, random_problems, save_json,
-                  Parser)
+from task import (EVAL_SEED, LONG_R_VALUES, MAX_EVAL_PROBLEMS, MAX_R, R_VALUES, TASKS, VOCAB, Parser,  # noqa: E402
+                  attention_bytes, check_memory, check_out_folder, cli, enough_r, eval_lengths, evaluate,
+                  keep_freed_memory, layout, make_batch, parallel_map, print_table, problem_tokens,
+                  random_problems, remove_empty, save_json)
 
 
 # ============================================================================================
@@ -108,21 +108,6 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
 # Training
 # ============================================================================================
 
-def keep_freed_memory():
-    """Each step frees and allocates again the same 0.1-1 MB activation arrays; glibc's malloc maps them fresh
-    from the system (or gives freed memory back), so every step pays a page fault per page again (a quarter
-    of a step, by bench.py: docs/notes.md). Keep what is freed: arrays up to
-    32 MiB come from the heap, and up to 1 GiB of it is kept (setting only the second is slower: any setting
-    turns off glibc's automatic threshold). Numbers are unchanged; resident memory is higher by what glibc
-    keeps. Linux with glibc only; anywhere else it does nothing and returns False."""
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                     # from glibc's <malloc.h>
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and mallopt(M_TRIM_THRESHOLD, 2**30))
-
-
 def frontier_mask(logits, targets, mask):
     """The frontier loss: each problem is scored up to and including its first wrong answer, not after it.
     logits (B,T,V), targets (B,T), mask (B,T) bool -> a smaller mask (B,T).
@@ -174,66 +159,58 @@ def loss_and_grads_threaded(params, cfg, batch, r, k, state0, threads, frontier=
     return sum(loss for loss, _ in results), grads
 
 
-def default_n_ops(args):
-    """--n-ops when not given: 12 operations (running) or 6 digits per number (addition)."""
-    return args.n_ops or (12 if args.task == "running" else 6)
-
-
 def make_config(args):
-    args.n_ops = default_n_ops(args)
+    """The model a recipe trains, long enough for the final report's longest problems (6 x --n-ops)."""
     return rdmini.Config(vocab_size=len(VOCAB), width=args.width, n_heads=args.heads,
                          mlp_hidden=2 * args.width, n_prelude=1, n_core=args.core, n_coda=1,
                          max_seq_len=max(64, 3 * args.n_ops + 15, 6 * args.n_ops + 1), mean_r=args.mean_r,
                          backprop_k=args.k, injection=args.injection, window=args.window)
 
 
-def save(path, params, cfg, opt, step, rngs, args):
+def save(path, params, cfg, opt, step, rngs, args, seconds, log):
+    """The checkpoint: the model, Adam's moments, the step, the random streams, the recipe, and the training
+    time and progress lines so far (a resumed run reports the whole run's)."""
     rdmini.save_checkpoint(path, params, cfg, adam_m=opt["m"], adam_v=opt["v"], adam_t=opt["t"], step=step,
                            rngs={n: g.bit_generator.state for n, g in rngs.items()},
-                           run={k: getattr(args, k) for k in RUN_KEYS})
+                           run={k: getattr(args, k) for k in RUN_KEYS}, train_seconds=round(seconds, 1), log=log)
 
 
 # what a resumed run must share with the run it continues, or its numbers would mean something else
 RUN_KEYS = ("task", "steps", "n_ops", "injection", "mean_r", "k", "width", "heads", "core", "seed", "batch", "lr",
             "warmup", "final_lr_ratio", "max_r", "weight_decay", "threads", "loss", "window")
+BEFORE = {"threads": 1, "loss": "all", "window": None, "final_lr_ratio": 0.1}   # checkpoints from before these
 
 
-def load(path, args):
+def load(path):
+    """The checkpoint train_toy.py wrote at path -> params, cfg, opt, state; state["run"] holds every one
+    of RUN_KEYS (a checkpoint from before an option has the value runs had then)."""
     params, cfg, state = rdmini.load_checkpoint(path)
     if "run" not in state:
         raise ValueError(f"{path} is an rdmini checkpoint but not one written by train_toy.py")
-    if args.eval_only:                  # evaluate what was trained, unless told another size
-        args.task = state["run"]["task"]
-        args.n_ops = args.n_ops or state["run"]["n_ops"]
-    else:
-        args.n_ops = args.n_ops or state["run"]["n_ops"]
-        args.steps = args.steps or state["run"]["steps"]    # no --steps: the total the run was started with
-        # what checkpoints from before these options used
-        before = {"threads": 1, "loss": "all", "window": None, "final_lr_ratio": 0.1}
-        saved = {k: state["run"].get(k, before.get(k)) for k in RUN_KEYS}
-        shown = lambda k, v: 0 if k == "window" and v is None else v                  # as the flag writes it
-        differ = [f"--{k.replace('_', '-')} {shown(k, saved[k])} there, {shown(k, getattr(args, k))} now"
-                  for k in RUN_KEYS if k != "steps" and saved[k] != getattr(args, k)]
-        if differ:
-            raise ValueError(f"{path} was trained with different settings ({'; '.join(differ)}); "
-                             "resume with the same options, or train into a new --out folder")
+    state["run"] = {k: state["run"].get(k, BEFORE.get(k)) for k in RUN_KEYS}
     opt = {"m": state["adam_m"], "v": state["adam_v"], "t": state["adam_t"]}
     return params, cfg, opt, state
 
 
-def start_run(args, path):
-    """A new run, or the saved one (--resume, --eval-only). -> params, cfg, opt, step, rngs, the saved state."""
-    rngs = {"data": np.random.default_rng([args.seed, 0]),     # problems
-            "r": np.random.default_rng([args.seed, 1]),        # recurrences per batch
-            "noise": np.random.default_rng([args.seed, 2])}    # the initial state s_0
-    if not (args.resume or args.eval_only):
+def new_rngs(seed):
+    """The run's random streams, one per use, so that a change to one leaves the others' draws alone."""
+    return {"data": np.random.default_rng([seed, 0]),     # problems
+            "r": np.random.default_rng([seed, 1]),        # recurrences per batch
+            "noise": np.random.default_rng([seed, 2])}    # the initial state s_0
+
+
+def start_run(args, checkpoint):
+    """A new run, or the saved one (checkpoint, on --resume and --eval-only).
+    -> params, cfg, opt, step, rngs, the saved state (None for a new run)."""
+    rngs = new_rngs(args.seed)
+    if checkpoint is None:
         cfg = make_config(args)
         params = rdmini.init_params(cfg, args.seed)
         return params, cfg, rdmini.adamw_init(params), 0, rngs, None
-    params, cfg, opt, state = load(path, args)
+    params, cfg, opt, state = checkpoint
     for n, g in rngs.items():
         g.bit_generator.state = state["rngs"][n]
-    print(f"Loaded {path} at step {state['step']}")
+    print(f"Loaded {os.path.join(args.out, 'checkpoint.npz')} at step {state['step']}")
     return params, cfg, opt, state["step"], rngs, state
 
 
@@ -247,9 +224,11 @@ def describe(cfg, args, n_params):
                else "every answer scored (--loss all)"))
 
 
-def train_step(params, cfg, opt, rngs, args, step):
-    """One step of training: a batch, forward, loss, backward, update. -> loss, gradient norm, r, tokens."""
-    r = min(rdmini.sample_r(rngs["r"], args.mean_r), args.max_r)
+def train_step(params, cfg, opt, rngs, args, step, r=None):
+    """One step of training: a batch, forward, loss, backward, update. -> loss, gradient norm, r, tokens.
+    r: the recurrences, drawn when not given (bench.py gives one, to time the same step every time)."""
+    if r is None:
+        r = min(rdmini.sample_r(rngs["r"], args.mean_r), args.max_r)
     batch = make_batch(rngs["data"], args.batch, args.n_ops, args.task)
     tokens = batch[0]
     state0 = rdmini.initial_state(cfg, tokens.shape + (cfg.width,), rngs["noise"])   # s_0: (B,T,h)
@@ -276,9 +255,11 @@ def step_peak_bytes(params, cfg, args):
     return peak
 
 
-def train(args):
+def train(args, checkpoint=None):
+    """Train the recipe args (from the start, or from checkpoint: --resume), then the final report; with
+    --eval-only, only the report."""
     path = os.path.join(args.out, "checkpoint.npz")
-    params, cfg, opt, step, rngs, state = start_run(args, path)
+    params, cfg, opt, step, rngs, state = start_run(args, checkpoint)
     n_params = sum(w.size for w in params.values())
     if args.eval_only:               # at another size than trained: its own file, the run's results.json kept
         other = args.n_ops != state["run"]["n_ops"]
@@ -290,7 +271,10 @@ def train(args):
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))     # finish the step, save, exit
     quick = random_problems(np.random.default_rng(EVAL_SEED + 1), 256, args.n_ops, args.task)
     r_eval = args.r or enough_r(args.n_ops)                            # the progress line's r
-    t0, tokens_seen, step_in_run, last_good, log = time.time(), 0, 0, None, []
+    before = state.get("train_seconds", 0.0) if state else 0.0         # trained before a --resume
+    log = list(state.get("log", [])) if state else []
+    t0, tokens_seen, step_in_run, last_good = time.time(), 0, 0, None
+    seconds = lambda: before + time.time() - t0                        # the whole run's training time
     while step < args.steps and not stop["now"]:
         if args.stop_at is not None and step >= args.stop_at:
             stop["now"] = True                  # as if interrupted here: the resume test uses this
@@ -311,17 +295,17 @@ def train(args):
             el = time.time() - t0
             left = el / step_in_run * (args.steps - step)
             print(f"step {step:5d}/{args.steps} | loss {loss:.4f} | r {r:2d} | held-out all right {acc:.3f} at "
-                  f"r={r_eval} | {tokens_seen / el:6.0f} tok/s | {el:4.0f}s elapsed, {left:4.0f}s left", flush=True)
+                  f"r={r_eval} | {tokens_seen / el:6.0f} tok/s | {before + el:4.0f}s elapsed, {left:4.0f}s left",
+                  flush=True)
         if step % args.save_every == 0:
-            save(path, params, cfg, opt, step, rngs, args)
+            save(path, params, cfg, opt, step, rngs, args, seconds(), log)
             last_good = step
+    wall = seconds()
+    save(path, params, cfg, opt, step, rngs, args, wall, log)
     if stop["now"]:
-        save(path, params, cfg, opt, step, rngs, args)
         print(f"Interrupted: saved step {step} to {path}; continue with --resume")
         return None
-    wall = time.time() - t0
-    print(f"Trained {step} steps in {wall:.0f} s")
-    save(path, params, cfg, opt, step, rngs, args)
+    print(f"Trained {step} steps in {wall:.0f} s" + (f" ({before:.0f} s of them before --resume)" if before else ""))
     mean_r, mean_k = seeds.expected_r(args.mean_r, args.max_r, args.k)      # the cost: counted and measured
     flops = seeds.count_flops(cfg, args.batch, problem_tokens(args.n_ops, args.task), mean_r, mean_k)["total"]
     return final_report(params, cfg, args, args.out, {"step": step, "loss": args.loss, "train_seconds": round(wall, 1),
@@ -339,21 +323,18 @@ LAB = {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join
 STEPS = 6000                           # the default run's training steps (on 12 operations)
 
 
-def make_parser(description=None):
-    """The recipe's and the run's flags; bench.py adds its own to this parser."""
+def make_parser(description=None, run=True):
+    """The recipe's flags and, with run, the run's (where, how long, how often it reports, --lab, --seeds,
+    --resume). bench.py times one step: it takes the recipe's flags only, and adds its own."""
     p = Parser(description or __doc__.split("\n\n")[0])
-    p.add_argument("--lab", action="store_true",
-                   help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
-                        + "; any of these flags given beside it wins")
     p.add_argument("--steps", type=int, default=None,
                    help=f"total training steps (default {STEPS}; with --resume, the total the run was started with)")
-    p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--task", choices=TASKS, default="running",
                    help="running: running values of a chain mod 10; addition: forward-order sums")
     p.add_argument("--n-ops", type=int, default=None,
                    help="most operations per problem (running, default 12) or digits per number (addition, default 6)")
     p.add_argument("--mean-r", type=float, default=10.0, help="mean recurrences per step (1 = no recurrence)")
-    p.add_argument("--max-r", type=int, default=32, help="cap on the r drawn per step")
+    p.add_argument("--max-r", type=int, default=32, help=f"cap on the r drawn per step (at most {MAX_R})")
     p.add_argument("--k", type=int, default=4, help="backprop through the last k iterations")
     p.add_argument("--width", type=int, default=64, help="model width h")
     p.add_argument("--heads", type=int, default=4, help="attention heads")
@@ -378,6 +359,12 @@ def make_parser(description=None):
                    help="the cosine decay ends at --lr times this at the last step (0: at zero)")
     p.add_argument("--weight-decay", type=float, default=0.3, help="AdamW weight decay")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole run")
+    if not run:
+        return p
+    p.add_argument("--lab", action="store_true",
+                   help="the classroom lab's recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in LAB.items())
+                        + "; any of these flags given beside it wins")
+    p.add_argument("--minutes", type=float, default=None, help="also stop after this many minutes")
     p.add_argument("--r", type=int, default=None,
                    help=f"test-time r for the progress line (default: the first of {', '.join(map(str, R_VALUES))} "
                         "at least --n-ops + 2: 8 for --lab, 16 for the default)")
@@ -396,81 +383,158 @@ def make_parser(description=None):
                    help="evaluate the checkpoint in --out; with another --n-ops than trained, into results_N.json")
     p.add_argument("--log-every", type=int, default=100, help="steps between progress lines")
     p.add_argument("--save-every", type=int, default=500, help="steps between checkpoints")
-    p.add_argument("--eval-problems", type=int, default=2000, help="held-out problems in the final table")
+    p.add_argument("--eval-problems", type=int, default=2000,
+                   help=f"held-out problems in the final table (at most {MAX_EVAL_PROBLEMS:,})")
     return p
 
 
 def parse_args(argv, p=None):
+    """The command line -> the recipe, resolved (read_recipe without the checkpoint)."""
+    return read_recipe(argv, p)[0]
+
+
+def read_recipe(argv, p=None):
+    """The one place the recipe is made: the flags, --lab's defaults under them, checked (check_args), then
+    resolved with the checkpoint's settings on --resume or --eval-only (resolve). Nothing changes it after.
+    -> (the recipe, the checkpoint as load() gives it, or None for a new run)."""
     p = p or make_parser()
-    args = p.parse_args(argv)
-    if args.lab:                       # the lab's defaults, then the command line again: what it names wins
+    given = p.parse_args(argv)
+    if vars(given).get("lab"):         # the lab's defaults, then the command line again: what it names wins
         p.set_defaults(**LAB)
-        args = p.parse_args(argv)
-    return check_args(p, args)
+        given = p.parse_args(argv)
+    check_args(p, given)
+    resumed = vars(given).get("resume") or vars(given).get("eval_only")
+    checkpoint = load(os.path.join(given.out, "checkpoint.npz")) if resumed else None
+    return resolve(given, checkpoint and checkpoint[3]["run"]), checkpoint
+
+
+def resolve(given, saved=None):
+    """The recipe from the checked flags `given` and, on --resume or --eval-only, the settings `saved` with the
+    checkpoint -> a new namespace. Flags left out take the task's defaults: --n-ops 12 (running) or 6
+    (addition), --loss frontier or all, --window 2 or 0 (0: the whole prefix, Config's None), --steps 6000.
+    A resumed run keeps its size and total steps unless told, and is refused if told other settings;
+    --eval-only measures the model as trained (its saved recipe), at --n-ops if given."""
+    got = dict(vars(given))
+    if saved and given.eval_only:
+        got.update({k: saved[k] for k in RUN_KEYS if k not in ("n_ops", "threads")})
+    else:
+        got["loss"] = given.loss or ("frontier" if given.task == "running" else "all")
+        window = given.window if given.window is not None else 2 if given.task == "running" else 0
+        got["window"] = window or None
+        got["steps"] = given.steps or (saved["steps"] if saved else STEPS)
+    got["n_ops"] = given.n_ops or (saved["n_ops"] if saved else 12 if got["task"] == "running" else 6)
+    args = argparse.Namespace(**got)
+    if saved and not given.eval_only:
+        shown = lambda k, v: 0 if k == "window" and v is None else v                  # as the flag writes it
+        differ = [f"--{k.replace('_', '-')} {shown(k, saved[k])} there, {shown(k, got[k])} now"
+                  for k in RUN_KEYS if k != "steps" and saved[k] != got[k]]
+        if differ:
+            raise ValueError(f"{os.path.join(given.out, 'checkpoint.npz')} was trained with different settings "
+                             f"({'; '.join(differ)}); resume with the same options, or train into a new --out folder")
+    return args
+
+
+# (flag, lowest value, highest value or None) of every number a flag takes
+LIMITS = (("steps", 1, None), ("n_ops", 1, None), ("mean_r", 1, None), ("max_r", 1, MAX_R), ("k", 1, None),
+          ("width", 2, None), ("heads", 1, None), ("core", 1, None), ("window", 0, None), ("batch", 1, None),
+          ("threads", 1, None), ("warmup", 0, None), ("weight_decay", 0, None), ("seed", 0, None),
+          ("minutes", 0, None), ("r", 1, MAX_R), ("jobs", 1, None), ("stop_at", 0, None), ("log_every", 1, None),
+          ("save_every", 1, None), ("eval_problems", 1, MAX_EVAL_PROBLEMS))
 
 
 def check_args(p, args):
-    """Refuse bad settings up front, each with one line that names the flag (argparse's error: exit 2)."""
-    if args.steps is None and not args.resume:
-        args.steps = STEPS
-    for name, low in (("steps", 1), ("mean_r", 1), ("max_r", 1), ("k", 1), ("width", 2),
-                      ("heads", 1), ("core", 1), ("window", 0), ("jobs", 1), ("batch", 1), ("threads", 1), ("r", 1),
-                      ("log_every", 1), ("save_every", 1), ("eval_problems", 1)):
-        if getattr(args, name) is not None and getattr(args, name) < low:
-            p.error(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
-    args.loss = args.loss or ("frontier" if args.task == "running" else "all")
-    if args.window is None:                               # running: the rule needs the previous position only
-        args.window = 2 if args.task == "running" else 0
-    args.window = args.window or None                     # 0: no window (Config's None)
-    if args.n_ops is not None and args.n_ops < 1:
-        p.error(f"--n-ops must be >= 1, got {args.n_ops}")
-    if args.lab and args.threads != 1:
+    """Refuse bad flags up front, each with one line that names the flag (the parser's error: exit 2).
+    It only reads args."""
+    if vars(args).get("lab") and args.threads != 1:
         p.error(f"--lab trains one thread per run (--threads 1), so that any machine reproduces its reference seed "
                 f"by seed; got --threads {args.threads}. Run seeds side by side instead: --seeds 0-4 --jobs 2")
-    if args.threads > args.batch:
-        p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
-                "each thread takes a slice of the batch")
     for name, value in vars(args).items():           # nan compares False with everything: refuse it by name
         if isinstance(value, float) and not math.isfinite(value):
             p.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    for name, low, high in LIMITS:
+        value, flag = vars(args).get(name), "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if value < low or (name == "minutes" and value == 0):
+            p.error(f"{flag} must be {'>' if name == 'minutes' else '>='} {low}, got {value}")
+        if high is not None and value > high:
+            p.error(f"{flag} must be <= {high:,}, got {value:,}: " + LIMIT_WHY[name])
+    if args.mean_r > args.max_r:
+        p.error(f"--mean-r ({args.mean_r:g}) cannot exceed --max-r ({args.max_r}): draws above --max-r are cut "
+                "to it, so the mean r would not be --mean-r")
+    if args.threads > args.batch:
+        p.error(f"--threads ({args.threads}) cannot exceed --batch ({args.batch}): "
+                "each thread takes a slice of the batch")
     if args.lr <= 0:
         p.error(f"--lr must be > 0, got {args.lr}")
     if not 0 <= args.final_lr_ratio <= 1:
         p.error(f"--final-lr-ratio must be between 0 and 1, got {args.final_lr_ratio}")
-    if args.compare and args.seeds is None:
+    if vars(args).get("compare") and args.seeds is None:
         p.error("--compare goes with --seeds: run the variant over several seeds to compare it")
-    if args.seeds is not None and (args.resume or args.eval_only or args.stop_at is not None):
+    if vars(args).get("seeds") is not None and (args.resume or args.eval_only or args.stop_at is not None):
         p.error("--seeds trains new runs to the end: it does not go with --resume, --eval-only or --stop-at")
-    return args
 
 
-def check_out_folder(folder):
-    """Make the run folder and try writing in it now, so that a folder that cannot be written (a read-only
-    or virtual file system, a path through a file) is refused before training, not after it."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ValueError(f"cannot write the run folder --out {folder} ({err.strerror or err}); "
-                         "choose another folder") from None
+LIMIT_WHY = {
+    "max_r": f"the evaluation measures r up to {max(LONG_R_VALUES)}, and a step's time grows with r",
+    "r": f"the evaluation measures r up to {max(LONG_R_VALUES)}, and the progress line's time grows with r",
+    "eval_problems": (f"{MAX_EVAL_PROBLEMS:,} problems already measure an accuracy of 50% to within "
+                      f"{100 * 1.96 * math.sqrt(0.25 / MAX_EVAL_PROBLEMS):.1f} points (95%), and the time grows "
+                      "with the count")}
+
+
+# Memory: numpy's attention arrays (B,H,T,T) grow with the square of the problem's length, and are what
+# runs out first on long problems. The counts of them below were checked with tracemalloc (docs/notes.md).
+
+def step_memory(args):
+    """At least how many bytes a training step of the recipe takes: the parameters, their gradients and
+    Adam's two moments; per thread, two attention arrays for each block the backward walks through and two
+    more while it runs. A lower estimate: it leaves out the smaller arrays."""
+    cfg = make_config(args)
+    weights = sum(math.prod(shape) for shape in rdmini.param_shapes(cfg).values()) * np.dtype(cfg.dtype).itemsize
+    kept = cfg.n_prelude + cfg.n_coda + min(args.k, args.max_r) * cfg.n_core
+    per_thread = attention_bytes(cfg, -(-args.batch // args.threads), problem_tokens(args.n_ops, args.task))
+    return 4 * weights + args.threads * per_thread * (2 * kept + 2)
+
+
+def memory_needed(args):
+    """The largest computations of a run -> [(at least how many bytes, what)]: a training step, the progress
+    line's evaluation, the final report's (evaluate: seven (B,H,T,T) arrays for the problems in flight)."""
+    cfg = make_config(args)
+    sizes = [(args.n_ops, args.eval_problems)] + [(n, max(1, args.eval_problems // 4))
+                                                  for n in eval_lengths(args.n_ops, args.task)]
+    sizes = [(n, count) for n, count in sizes if problem_tokens(n, args.task) <= cfg.max_seq_len]
+    final = max(7 * attention_bytes(cfg, min(count, 500 * args.threads), problem_tokens(n, args.task))
+                for n, count in sizes)
+    longest = max(n for n, _ in sizes)
+    unit = "operations" if args.task == "running" else "digits per number"
+    out = [(final, f"the final report's evaluation (problems of up to {longest} {unit})")]
+    if not args.eval_only:
+        out += [(step_memory(args), "a training step"),
+                (7 * attention_bytes(cfg, 256, problem_tokens(args.n_ops, args.task)),
+                 "the progress line's evaluation")]
+    return out
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
+    return cli(run, argv)
+
+
+def run(argv):
+    """A run, or (--seeds) several, each this script as a process of its own. Every refusal comes before
+    the run folder is made, or removes it if this made it and it is still empty."""
+    args, checkpoint = read_recipe(argv)
+    check_memory(memory_needed(args))
     keep_freed_memory()
-    return cli(run, args, argv)
-
-
-def run(args, argv):
-    """A run, or (--seeds) several, each this script as a process of its own."""
-    if not args.eval_only:
-        check_out_folder(args.out)
-    if args.seeds is not None:
-        args.n_ops = default_n_ops(args)
-        return seeds.run_seeds(args, argv, os.path.abspath(__file__), RUN_KEYS)
-    return train(args)
+    made = [] if args.eval_only else check_out_folder(args.out)
+    try:
+        if args.seeds is not None:
+            return seeds.run_seeds(args, argv, os.path.abspath(__file__), RUN_KEYS)
+        return train(args, checkpoint)
+    except ValueError:
+        remove_empty(made)
+        raise
 
 
 if __name__ == "__main__":

@@ -140,6 +140,30 @@ def test_npz_with_a_foreign_meta(tmp_path):
         rdmini.load_checkpoint(path)
 
 
+def rewrite_config(path, **change):
+    """Rewrite the config stored in a checkpoint's meta entry, as an edit or another version would."""
+    with np.load(path, allow_pickle=False) as z:
+        data = {n: z[n] for n in z.files}
+    meta = json.loads(str(data["meta"]))
+    meta["config"].update(change)
+    data["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **data)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"foo": 1}, "its config has an unknown field 'foo'"),
+    ({"n_heads": 3}, r"its config is not valid \(Config.width \(8\) / n_heads \(3\) must be an even integer"),
+    ({"injection": "multiply"}, "its config is not valid .*injection must be 'concat' or 'add'"),
+    ({"width": None}, "its config is not valid"),
+])
+def test_a_bad_config_in_a_checkpoint_names_the_field(saved, change, message):
+    path = saved[0]
+    rewrite_config(path, **change)
+    with pytest.raises(ValueError, match=message) as err:
+        rdmini.load_checkpoint(path)
+    assert str(path) in str(err.value) and "no valid 'meta'" not in str(err.value)
+
+
 def test_npy_file_is_not_a_checkpoint(tmp_path):
     # np.load returns a bare array for a .npy file, not an archive: that too must be a clear refusal
     path = tmp_path / "weights.npy"

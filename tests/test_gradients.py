@@ -20,8 +20,8 @@ import rdmini
 
 TOL = 1e-6                          # the largest relative error a correct backward may show
 # The whole model's loss goes through many more operations than one layer, so its rounding error is
-# larger, and a central difference divides that error by 2 eps. eps = 1e-5 keeps that term ~1e-10 while
-# the method's own error (~eps^2) stays ~1e-10 too: the measured errors are ~10x smaller than at 1e-6.
+# larger, and a central difference divides that error by 2 eps. eps = 1e-5 keeps that term near 1e-10
+# while the method's own error (~eps^2) stays near 1e-10 too: neither dominates.
 MODEL_EPS = 1e-5
 INJECTIONS = ["concat", "add"]      # every recurrence-step test runs for both ways of injecting e
 

@@ -4,6 +4,8 @@ lines (a problem, --trajectories, --report)."""
 import importlib.util
 import json
 import re
+import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -75,21 +77,6 @@ def test_read_rule_always_last_reads_the_last_entry_by_hand(make_cfg, make_param
     latest = second_token("latest")
     assert not np.allclose(last, latest)
     close(latest, rdmini.forward(params, cfg, tokens, 3, state0=state0)[0][:, 1:], 1e-10)
-
-
-@pytest.mark.parametrize("threshold", [None, 1e-2])
-def test_read_rules_agree_with_one_slot(make_cfg, make_params, make_state0, threshold):
-    """With m = 1 the only slot holds every earlier token's last entry: the two rules read the same array
-    by construction, so this only runs the always-last path, exits included; that it reads the right
-    entry is test_read_rule_always_last_reads_the_last_entry_by_hand."""
-    cfg = make_cfg()
-    params = make_params(cfg)
-    tokens = np.random.default_rng(7).integers(0, cfg.vocab_size, size=(2, 7))
-    state0 = make_state0(cfg, tokens)
-    latest, always_last = (fed(params, cfg, tokens, state0, 6, 1, read=read, threshold=threshold, criterion="state")
-                           for read in ("latest", "always-last"))
-    np.testing.assert_array_equal(latest[0], always_last[0])
-    np.testing.assert_array_equal(latest[1], always_last[1])
 
 
 def test_always_last_after_an_early_exit(make_cfg, make_params, make_state0):
@@ -354,27 +341,84 @@ def test_think_prints_one_row_per_step_and_the_steps_used(toy, capsys):
     assert steps == ["5"] * 3                      # threshold 0: every token uses all r steps
 
 
-def test_trajectories_and_plot(toy, tmp_path, capsys):
-    figures = tmp_path / "figures"
-    argv = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(figures)]
-    if importlib.util.find_spec("matplotlib") is None:
-        with pytest.raises(SystemExit) as err:
-            think.main(argv)
-        captured = capsys.readouterr()
-        assert err.value.code == 2 and "pip install matplotlib" in captured.err
-    else:
-        think.main(argv)
-        captured = capsys.readouterr()
-        assert (figures / "trajectories_pca.png").exists() and (figures / "convergence.png").exists()
-    counts = dict(re.findall(r"^  (fixed point|orbit|slider) +(\d+) tokens", captured.out, re.M))
+def test_trajectories_are_classified_and_counted(toy, capsys):
+    think.main(["--trajectories", "--out", toy[2], "--traj-steps", "20"])
+    printed = capsys.readouterr().out
+    counts = dict(re.findall(r"^  (fixed point|orbit|slider) +(\d+) tokens", printed, re.M))
     # 6 problems of 4 operations, the most this 5-token model reads: 5 tokens each
-    assert "6 problems" in captured.out and sum(map(int, counts.values())) == 6 * 5 and len(counts) == 3
+    assert "6 problems" in printed and sum(map(int, counts.values())) == 6 * 5 and len(counts) == 3
 
 
-def test_inference_report(toy):
+def test_the_plots_data(toy):
+    """What --plot draws, checked without matplotlib: two tokens of each kind with their principal components
+    in pairs 1-2, 3-4, 5-6, and every token's distance to its last state, the last step left out."""
+    params, cfg, _ = toy
+    out = think.trajectories(params, cfg, think.trajectory_problems(cfg), 20)
+    panels, heat = think.trajectory_plots(out)
+    kinds = [out["kinds"][i] for i, _, _ in panels]
+    assert kinds == sorted(kinds, key=think.KINDS.index)
+    assert all(kinds.count(k) == min(2, out["kinds"].count(k)) for k in think.KINDS)
+    for i, title, pairs in panels:
+        problem, t, tok = out["where"][i]
+        assert title == f"{out['kinds'][i]}: '{tok}' at {t} of {problem}" and len(pairs) == 3
+        for col, (x, y) in enumerate(pairs):
+            assert np.array_equal(x, out["proj"][i, :, 2 * col]) and np.array_equal(y, out["proj"][i, :, 2 * col + 1])
+    assert heat.shape == (6 * 5, 19)
+    np.testing.assert_allclose(10 ** heat, out["dist"][:, :-1] + 1e-12)
+
+
+def test_plot_draws_the_plots_data(toy, tmp_path, monkeypatch):
+    """plot_trajectories against a stand-in for matplotlib that records what it is asked to draw."""
+    params, cfg, _ = toy
+    out = think.trajectories(params, cfg, think.trajectory_problems(cfg), 20)
+    panels, heat = think.trajectory_plots(out)
+    plt = mock.MagicMock()
+    grid = np.empty((len(panels), 3), dtype=object)                   # axes[row, col], as subplots gives
+    for row, col in np.ndindex(grid.shape):
+        grid[row, col] = mock.MagicMock()
+    single = mock.MagicMock()
+    plt.subplots.side_effect = lambda *a, **kw: (mock.MagicMock(), grid if a else single)
+    matplotlib = mock.MagicMock(pyplot=plt)
+    monkeypatch.setitem(sys.modules, "matplotlib", matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", plt)
+    files = think.plot_trajectories(out, str(tmp_path / "figures"))
+    assert files == [str(tmp_path / "figures" / n) for n in ("trajectories_pca.png", "convergence.png")]
+    for (_, title, pairs), axes in zip(panels, grid):
+        for (x, y), ax in zip(pairs, axes):
+            drawn = ax.plot.call_args.args
+            assert np.array_equal(drawn[0], x) and np.array_equal(drawn[1], y)
+            assert ax.set_title.call_args.args == (title,)
+    assert np.array_equal(single.imshow.call_args.args[0], heat)
+
+
+def test_plot_without_matplotlib_is_one_clear_line(toy, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)              # as if it were not installed
+    with pytest.raises(SystemExit) as err:
+        think.main(["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures",
+                    str(tmp_path / "figures")])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and "--plot needs matplotlib" in lines[0]
+    assert "pip install matplotlib" in lines[0] and "slider" in captured.out     # the numbers were printed
+    assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is optional")
+def test_plot_writes_the_figures(toy, tmp_path):
+    think.main(["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(tmp_path)])
+    assert (tmp_path / "trajectories_pca.png").exists() and (tmp_path / "convergence.png").exists()
+
+
+def test_inference_report(toy, capsys, monkeypatch):
     _, cfg, out = toy
+    monkeypatch.setattr(think, "KEEP", 0.25)            # the share printed is the one best_setting used
     think.main(["--report", "--out", out, "--eval-problems", "8"])
+    printed = capsys.readouterr().out
     saved = json.load(open(out + "/inference.json"))
+    for grid in saved["grid"].values():
+        best, fixed = think.best_setting(grid["rows"], 0.25)
+        assert grid["keep"] == 0.25 and grid["best"] == best
+        assert (f"keep 25% of the fixed r = 16 accuracy ({fixed['accuracy']:.3f})" in printed) and "99.5" not in printed
     size = saved["cache_bytes"]
     assert size["64"]["m4"] == size["16"]["m4"] == size["4"]["unshared"] < size["16"]["unshared"]
     assert size["16"]["unshared"] < size["64"]["unshared"]

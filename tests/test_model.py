@@ -217,9 +217,9 @@ def test_float32_end_to_end(make_cfg, make_params, make_state0, batch, injection
     params64 = {n: w.astype(np.float64) for n, w in make_params(cfg).items()}
     logits64, cache64 = rdmini.forward(params64, cfg64, tokens, 3, 2, state0=s0)
     grads64 = rdmini.backward(cache64, rdmini.cross_entropy(logits64, targets, mask)[1])
-    assert rel_error(logits, logits64) < 1e-5                 # measured ~1e-7
+    assert rel_error(logits, logits64) < 1e-5                 # float32's precision, with room for sums
     for n in grads:
-        assert rel_error(grads[n], grads64[n]) < 1e-4, n      # measured <= 3e-7
+        assert rel_error(grads[n], grads64[n]) < 1e-4, n
 
 
 # ============================================================================================
@@ -461,9 +461,11 @@ def test_learning_rate_schedule(final_ratio):
 @pytest.mark.parametrize("injection", ["concat", "add"])
 def test_tiny_overfit(make_cfg, injection):
     # The real training loop in miniature: a fresh r from sample_r, fresh noise, truncated backprop,
-    # clipping, weight decay and the schedule, all on one fixed batch of 4 random sequences. Across seeds
-    # the loss falls to 0.02-0.13 of its start in 100 steps; 0.2 leaves a margin, and a loop that cuts the
-    # gradient through the recurrence (0.22 with injection by addition) fails.
+    # clipping, weight decay and the schedule, all on one fixed batch of 4 random sequences. The bound
+    # lies between where this loop's loss ends and where it ends when the backward skips the recurrence
+    # (no gradient to the core, nor through e to the prelude), with a margin on both sides: docs/notes.md.
+    # That each iteration's gradient is right is test_gradients' job: a loop that only cuts the state's
+    # gradient between iterations still memorises one batch, so this test cannot see that.
     cfg = make_cfg(dtype="float32", injection=injection, mean_r=3, backprop_k=2)
     params = rdmini.init_params(cfg, 0)
     rng = np.random.default_rng(0)
@@ -483,7 +485,7 @@ def test_tiny_overfit(make_cfg, injection):
         _, dlogits = rdmini.cross_entropy(logits, targets, mask)
         rdmini.adamw_update(params, rdmini.backward(cache, dlogits), opt, rdmini.learning_rate(step, steps, 1e-2, 10))
     last = eval_loss()
-    assert last < 0.2 * first, f"loss only went from {first:.3f} to {last:.3f}"
+    assert last < 0.12 * first, f"loss only went from {first:.3f} to {last:.3f}"
 
 
 def test_the_loop_refuses_inference_hooks_in_training(make_cfg, make_params):

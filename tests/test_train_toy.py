@@ -1,6 +1,7 @@
 """train_toy.py: a tiny training run, resume, the threaded step, the command line and its bad input; bench.py, seeds.py."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import train_toy as tt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--width", "16", "--heads", "2", "--batch", "16", "--mean-r", "3", "--k", "2", "--max-r", "6",
-        "--eval-problems", "40", "--log-every", "5", "--save-every", "5"]
+        "--eval-problems", "40", "--log-every", "5", "--save-every", "5", "--n-ops", "3"]   # short: a quick report
 
 
 def run(args, tmp_path, name="run"):
@@ -26,7 +27,7 @@ def run(args, tmp_path, name="run"):
 
 
 def test_tiny_run_learns(tmp_path):
-    """A few seconds of training on 1-operation problems: the loss falls and the model beats chance (10%)."""
+    """A short run on 1-operation problems: the loss falls and the model beats chance (one digit in 10)."""
     out = run(["--steps", "200", "--n-ops", "1", "--lr", "1e-2", "--warmup", "10", "--batch", "64",
                "--log-every", "10"], tmp_path)
     res = json.load(open(os.path.join(out, "results.json")))
@@ -96,7 +97,7 @@ def test_cross_entropy_count_must_cover_the_mask(batch, make_cfg):
     assert loss == 0 and not dlogits.any()
 
 
-def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path):
+def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path, capsys):
     """Checkpoints written before --threads, --loss, --window and --final-lr-ratio existed have none of
     these settings; they ran in one thread, scored every answer, attended over the whole prefix and decayed
     the learning rate to a tenth."""
@@ -108,9 +109,13 @@ def test_resume_of_a_checkpoint_from_before_threads_loss_and_window(tmp_path):
         del state["run"][key]
     rdmini.save_checkpoint(path, params, cfg, **state)
     # two threads, the frontier loss, a window, a decay to zero: each would make it another run
-    for other in (old[2:], old[:2] + old[4:], old[:4] + old[6:], old[:6]):
-        with pytest.raises(SystemExit):
+    for other, differ in ((old[2:], "--threads 1 there, 2 now"), (old[:2] + old[4:], "--loss all there, frontier now"),
+                          (old[:4] + old[6:], "--window 0 there, 2 now"),
+                          (old[:6], "--final-lr-ratio 0.1 there, 0.0 now")):
+        with pytest.raises(SystemExit) as err:
             run(["--steps", "6", "--resume", *other], tmp_path)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert err.value.code == 2 and len(lines) == 1 and f"different settings ({differ})" in lines[0]
     run(["--steps", "6", "--resume", *old], tmp_path)
     assert rdmini.load_checkpoint(path)[2]["step"] == 6
 
@@ -137,6 +142,25 @@ def test_eval_only_at_another_size_keeps_the_runs_results(tmp_path, capsys):
     assert (trained["trained_n_ops"], other["trained_n_ops"]) == (7, 7)
     assert "trained on 7 operations" in printed and "trained on 2" not in printed
     assert "\n10 problems with 6 operations" in printed and "Longer than trained" not in printed
+
+
+def test_a_resumed_run_reports_the_whole_runs_time_and_log(tmp_path, capsys):
+    short = ["--steps", "12", "--n-ops", "2"]                     # short problems: a quick final report
+    straight = json.load(open(os.path.join(run(short, tmp_path, "straight"), "results.json")))
+    split = run([*short, "--stop-at", "7"], tmp_path, "split")
+    path = os.path.join(split, "checkpoint.npz")
+    params, cfg, state = rdmini.load_checkpoint(path)
+    assert [x["step"] for x in state["log"]] == [5] and state["train_seconds"] < 1000
+    rdmini.save_checkpoint(path, params, cfg, **{**state, "train_seconds": 1000.0})   # as if 1000 s went before
+    capsys.readouterr()
+    run([*short, "--resume"], tmp_path, "split")
+    printed = capsys.readouterr().out
+    resumed = json.load(open(os.path.join(split, "results.json")))
+    assert [x["step"] for x in resumed["log"]] == [x["step"] for x in straight["log"]] == [5, 10, 12]
+    assert resumed["log"] == straight["log"]                        # the same run: the same progress lines
+    assert 1000 <= resumed["train_seconds"] < 1000 + 600
+    total = re.search(r"Trained 12 steps in (\d+) s \(1000 s of them before --resume\)", printed)
+    assert total and abs(int(total.group(1)) - resumed["train_seconds"]) <= 1
 
 
 def test_resume_without_steps_keeps_the_runs_total(tmp_path):
@@ -189,20 +213,71 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     (["--final-lr-ratio", "-0.1"], "--final-lr-ratio must be between 0 and 1"),
     (["--window", "-1"], "--window must be >= 0"),
     (["--compare", "runs/x"], "--compare goes with --seeds"),
+    (["--minutes", "-1"], "--minutes must be > 0, got -1.0"),
+    (["--minutes", "0"], "--minutes must be > 0"),
+    (["--stop-at", "-1"], "--stop-at must be >= 0, got -1"),
+    (["--warmup", "-5"], "--warmup must be >= 0, got -5"),
+    (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--max-r", "100000"], "--max-r must be <= 256, got 100,000: the evaluation measures r up to 128"),
+    (["--r", "100000"], "--r must be <= 256"),
+    (["--mean-r", "40"], "--mean-r (40) cannot exceed --max-r (32)"),
+    (["--eval-problems", "1e8"], "--eval-problems: invalid int value: '1e8'"),
+    (["--eval-problems", "100000000"], "--eval-problems must be <= 100,000, got 100,000,000: 100,000 problems "
+                                       "already measure an accuracy of 50% to within 0.3 points (95%)"),
 ])
 def test_bad_command_line_values_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as err:
         tt.parse_args(args)
-    assert err.value.code == 2
-    assert message in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n-ops", "1000", "--steps", "1"], "the final report's evaluation (problems of up to 6000 operations) needs "
+                                          "at least 1878.2 GiB and this machine has"),
+    (["--n-ops", "30", "--batch", "1000000"], "a training step needs at least"),
+])
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_its_folder_is_made(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        tt.main([*args, "--out", str(tmp_path / "new" / "run")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_refused_after_its_folder_was_made_removes_it(tmp_path, capsys):
+    # --compare's reference is read once the run folder exists: the refusal takes the empty folders back
+    with pytest.raises(SystemExit) as err:
+        tt.main(["--seeds", "0", "--compare", str(tmp_path / "nothing"), "--out", str(tmp_path / "new" / "run"),
+                 *TINY_RUN])
+    assert err.value.code == 2 and "no summary of several seeds" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_recipe_is_read_not_rewritten(tmp_path):
+    p = tt.make_parser()
+    given = p.parse_args(["--task", "addition"])                  # the flags as parsed: n_ops, loss, window None
+    parsed = dict(vars(given))
+    tt.check_args(p, given)
+    assert vars(given) == parsed
+    args = tt.parse_args(["--lab", "--task", "addition"])
+    before = dict(vars(args))
+    tt.make_config(args)
+    tt.memory_needed(args)
+    tt.describe(tt.make_config(args), args, 1)
+    assert vars(args) == before and (args.n_ops, args.loss, args.window, args.steps) == (6, "all", None, 4000)
 
 
 @pytest.mark.parametrize("args, message", [
     (["3+5", "--read-rule", "first"], "invalid choice: 'first'"),
     (["3+5", "--cache-budget", "-1"], "--cache-budget must be >= 0"),
-    (["--trajectories", "--traj-steps", "5"], "--traj-steps must be >= 17"),
+    (["--trajectories", "--traj-steps", "5"], "--traj-steps must be between 17 and 256, got 5: the classifier"),
     ([], "give one of"),
     (["3+5", "--report"], "give one of"),
+    (["3+5", "--r", "100000"], "--r must be between 1 and 256, got 100,000: the evaluation measures r up to 128"),
+    (["--trajectories", "--traj-steps", "100000"], "--traj-steps must be between 17 and 256"),
+    (["--report", "--eval-problems", "1000"], "--eval-problems must be between 1 and 300, got 1,000"),
 ])
 def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
     with pytest.raises(SystemExit) as err:
@@ -212,8 +287,8 @@ def test_think_s_bad_command_line_values_are_refused(args, message, capsys):
 
 def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
-    assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out) == \
-           (None, 2, 6000, 0.0, os.path.join("runs", "toy"))
+    assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out, plain.loss) == \
+           (12, 2, 6000, 0.0, os.path.join("runs", "toy"), "frontier")
     assert (lab.n_ops, lab.window, lab.steps, lab.batch, lab.final_lr_ratio, lab.threads, lab.out) == \
            (6, 2, 4000, 64, 0.0, 1, os.path.join("runs", "lab"))
     assert tt.LAB == {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
@@ -264,19 +339,35 @@ def test_bench_measures_in_turns():
     assert got == {"a": [1.0] * 3, "b": [2.0] * 6}
 
 
-def test_bench_quick_mode(tmp_path):
-    """The benchmark runs end to end on a tiny model (no timing assertions: it must just not rot)."""
-    res = bench.main(["--bench-steps", "2", "--width", "8", "--heads", "2", "--batch", "2",
-                   "--n-ops", "2", "--out", str(tmp_path)])
+def test_bench_times_the_training_step_of_the_recipe(tmp_path, monkeypatch):
+    """The benchmark runs end to end on a tiny model (no timing assertions), and what it times is
+    train_toy.train_step at r = --mean-r, on the recipe's batch and problems."""
+    calls = []
+    real = tt.train_step
+    monkeypatch.setattr(tt, "train_step", lambda *a: calls.append((a[4], a[6])) or real(*a))
+    flags = ["--width", "8", "--heads", "2", "--batch", "2", "--n-ops", "2", "--mean-r", "5", "--task", "addition"]
+    bench.main(["--bench-steps", "2", *flags, "--out", str(tmp_path)])
     saved = json.load(open(tmp_path / "bench.json"))
-    assert saved["seconds_per_step"] > 0 and saved["flops_per_step"]["total"] == res["flops_per_step"]["total"]
-    assert saved["config"]["T"] == task.make_batch(np.random.default_rng(0), 1, 2)[0].shape[1]   # the real width
-    assert set(saved["peak_memory_bytes"]["r_at_k"]) == {"4", "16", "64"}
-    assert 0 < sum(saved["time_share"].values()) <= 1.0001
+    recipe = tt.parse_args(flags)
+    T = task.problem_tokens(2, "addition")
+    assert saved["config"]["T"] == T == 9 and saved["config"]["r"] == 5         # "12+34=???": a token a character
+    assert saved["flops_per_step"] == bench.count_flops(tt.make_config(recipe), 2, T, r=5, k=4)
+    assert calls and all(r == 5 and a.task == "addition" for a, r in calls)    # every step timed is train_step
+    assert {(a.n_ops, a.batch, a.threads) for a, _ in calls} == {(2, 2, 2), (2, 2, 1), (1, 1, 1), (1, 2, 2)}
+    assert {"data", "optimizer", "attention"} <= set(saved["time_share"])        # the profile saw the real step
     assert saved["rounds"] == 3 and len(saved["per_round"]["step"]) == 3
     assert len(saved["per_round"]["tiny"]) == len(saved["per_round"]["tiny_threads"]) == 15
-    assert saved["python_overhead_in_threads_seconds"] > 0
-    assert saved["matmul_gflops_2048_best"] >= saved["matmul_gflops_2048"] > 0
+    big = saved["per_round"]["big"]
+    assert (saved["matmul_gflops_2048"], saved["matmul_gflops_2048_best"]) == (np.median(big), max(big))
+
+
+@pytest.mark.parametrize("flag", [["--lab"], ["--seeds", "0-4"], ["--resume"], ["--eval-problems", "10"]])
+def test_bench_refuses_the_flags_of_a_run(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        bench.main([*flag, "--out", str(tmp_path / "b")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and f"unrecognized arguments: {' '.join(flag)}" in lines[0]
+    assert not (tmp_path / "b").exists()
 
 
 TINY_RUN = ["--steps", "4", "--width", "8", "--heads", "2", "--n-ops", "2", "--eval-problems", "20", "--threads", "1"]
@@ -367,7 +458,6 @@ def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
     summarise() from committed code, with the settings a student's `--lab` run has and every judged measure."""
     ref = seeds.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
     lab = tt.parse_args(["--lab"])
-    lab.n_ops = tt.default_n_ops(lab)
     assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
     assert ref["seeds"] == list(range(10)) and ref["eval_problems"] == 2000
     assert set(ref["accuracy_by_r"]) == {str(r) for r in task.R_VALUES}
