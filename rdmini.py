@@ -42,7 +42,7 @@ class Config:
     n_prelude: int = 1          # transformer blocks in the prelude (run once)
     n_core: int = 1             # transformer blocks in the core, run r times with shared weights
     n_coda: int = 1             # transformer blocks in the coda (run once)
-    max_seq_len: int = 64       # T may not exceed this
+    max_seq_len: int = 64       # full attention: T may not exceed this (a window reads any length)
     window: int | None = 2      # attention window: a position sees itself and the window - 1 before it
                                 #   (None: the whole prefix, as Huginn; the toy task's rule needs 2)
     state_std: float = 0.63     # sigma of the initial state s_0 (paper: variance 2/5); 0 gives s_0 = 0
@@ -184,12 +184,15 @@ def rmsnorm_backward(dout, cache):
     return dx, dw
 
 
-def rope_tables(T, d, base, dtype):
+def rope_tables(T, d, base, dtype, t0=0):
     """Rotary position embedding: in each head, features (2j, 2j+1) form a pair, read as one complex
     number and rotated by the angle position * base^(-2j/d). Attention scores then depend only on
-    how far apart two positions are. Returns e^(i angle), (T, 1, d/2) complex, made once per forward."""
+    how far apart two positions are. Returns e^(i angle) for the positions t0 .. t0+T-1, (T, 1, d/2)
+    complex, made for the positions at hand (a forward's, or the new ones a KV cache is fed), so no
+    table limits how far a sequence goes. The angle is computed in float64: at position p its rounding
+    error is about p * 1e-16 radians, far below float32's precision for any p a CPU will reach."""
     freq = base ** (-np.arange(0, d, 2) / d)                                  # (d/2,)
-    angle = np.arange(T)[:, None, None] * freq                                # (T, 1, d/2): 1 for heads
+    angle = np.arange(t0, t0 + T)[:, None, None] * freq                       # (T, 1, d/2): 1 for heads
     return np.exp(1j * angle).astype(np.complex64 if dtype == "float32" else np.complex128)
 
 
@@ -225,9 +228,9 @@ def attention_forward(x, p, n_heads, rope, mask, kv=None):
     q, k = qk.transpose(0, 1, 3, 2, 4)                                        # (B,H,T,d) each
     v = qkv[2].reshape(B, T, n_heads, d).transpose(0, 2, 1, 3)                # (B,H,T,d)
     if kv is not None:
-        k, v = kv_update(kv, k, v)                                            # (B,H,t0+T,d): with the past
+        k, v = kv_update(kv, k, v)                                            # (B,H,s+T,d): with s seen before
     q = q * (1.0 / math.sqrt(d))
-    scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T); (B,H,T,t0+T) with a cache
+    scores = q @ k.swapaxes(-1, -2) + mask                                    # (B,H,T,T); (B,H,T,s+T) with a cache
     att = np.exp(scores - scores.max(axis=-1, keepdims=True))
     att /= att.sum(axis=-1, keepdims=True)                                    # softmax over keys
     y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, h)                      # (B,H,T,d) -> (B,T,h)
@@ -302,7 +305,7 @@ def block_backward(dout, cache):
 
 def stack_forward(x, params, cfg, stage, n, rope, mask, kvs=None):
     """n blocks in a row, e.g. the prelude or the coda. Returns the list of their caches.
-    kvs (inference only): (store, past, t0, write), stores (n,2,B,H,c,d), block i using store[i] and
+    kvs (inference only): (store, past, lo, t0, write), stores (n,2,B,H,c,d), block i using store[i] and
     past[i] (past None: read the earlier positions from store too); see kv_update."""
     caches = []
     for i in range(n):
@@ -392,10 +395,10 @@ def initial_state(cfg, shape, rng):
     return (s * cfg.state_std).astype(cfg.dtype)
 
 
-def prelude_forward(params, cfg, tokens, rope, mask):
-    """tokens (B,T) -> e (B,T,h). Embeddings are scaled by sqrt(h), as in the paper."""
+def prelude_forward(params, cfg, tokens, rope, mask, kvs=None):
+    """tokens (B,T) -> e (B,T,h). Embeddings are scaled by sqrt(h), as in the paper. (kvs: inference, see feed.)"""
     x, c_emb = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))   # (B,T) -> (B,T,h)
-    e, c_blocks = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rope, mask)
+    e, c_blocks = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rope, mask, kvs)
     return e, (c_emb, c_blocks)
 
 
@@ -421,12 +424,19 @@ def check_tokens(cfg, tokens):
     return tokens
 
 
+def check_length(cfg, T):
+    """Full attention reads at most max_seq_len positions. A window bounds what each position sees, so a
+    windowed model reads any length: forward's cost and memory then grow as T * T (it computes every score
+    and masks most), streaming through a KV cache's ring (feed) costs the same for every token."""
+    if cfg.window is None and T > cfg.max_seq_len:
+        raise ValueError(f"sequence length T={T} is above Config.max_seq_len={cfg.max_seq_len} of this "
+                         "full-attention model; shorten the input or build the model with a larger max_seq_len")
+
+
 def check_inputs(cfg, tokens, r, k, state0):
     tokens = check_tokens(cfg, tokens)
     B, T = tokens.shape
-    if T > cfg.max_seq_len:
-        raise ValueError(f"sequence length T={T} is above Config.max_seq_len={cfg.max_seq_len}; "
-                         "shorten the input or build the model with a larger max_seq_len")
+    check_length(cfg, T)
     if not isinstance(r, (int, np.integer)) or r < 1:
         raise ValueError(f"r (recurrences) must be an integer >= 1, got {r!r}")
     if not isinstance(k, (int, np.integer)) or k < 0:
@@ -436,13 +446,17 @@ def check_inputs(cfg, tokens, r, k, state0):
     return tokens
 
 
+def rope_and_mask(cfg, T, t0=0, seen=0):
+    """RoPE tables (T,1,d/2) for the positions t0 .. t0+T-1, and the mask (T, seen+T) of their queries over
+    `seen` earlier keys (from a KV cache; 0 in forward) and their own."""
+    return rope_tables(T, cfg.head_dim, cfg.rope_base, cfg.dtype, t0), causal_mask(T, cfg.dtype, seen, cfg.window)
+
+
 def start(params, cfg, tokens, rng, state0):
     """What every entry point shares: RoPE tables, the causal mask, e from the prelude, and s_0.
     rng=None draws s_0 from np.random.default_rng(0), so a call without rng is reproducible;
     pass your own Generator for fresh noise on every call, as the paper does."""
-    T = tokens.shape[1]
-    rope = rope_tables(T, cfg.head_dim, cfg.rope_base, cfg.dtype)
-    mask = causal_mask(T, cfg.dtype, window=cfg.window)
+    rope, mask = rope_and_mask(cfg, tokens.shape[1])
     e, c_prelude = prelude_forward(params, cfg, tokens, rope, mask)
     if state0 is None:
         state0 = initial_state(cfg, e.shape, rng if rng is not None else np.random.default_rng(0))
@@ -699,12 +713,17 @@ def load_checkpoint(path):
 
 # ======================== Inference: KV cache, cache sharing, adaptive exit ========================
 # forward() recomputes every position at every step. To read a sequence as it arrives, one token at a
-# time, each attention layer keeps the keys (already rotated by RoPE) and values of every position it has
+# time, each attention layer keeps the keys (already rotated by RoPE) and values of the positions it has
 # seen, and a new token only computes its own q, k, v: the "KV cache". A recurrent-depth model has one
 # such layer per prelude block, per coda block, and per core block AND core step, so without sharing the
 # cache grows with r. Sharing gives the core a budget of m slots: step i (counted from 0) reads and writes
 # slot i % m, so a later token reading an earlier one at step i finds that token's entry of the last step
 # with the same i % m. With m >= r every step has its own slot and nothing changes.
+# How far back a cache must reach: with full attention a new token reads every earlier position, so the
+# cache holds them all and grows with the length. With a window of w it reads only the w - 1 before it:
+# the cache keeps the last c positions, position p at index p % c, a ring in which each new position
+# overwrites one no token will read again. Its memory is then the same at 10 tokens and at 10,000.
+# (A cache that holds every position is the same ring, one that never wraps: c >= the whole length.)
 # Adaptive exit lets each token stop when it has converged; a later token that reads it at a deeper step
 # then reads its latest (deepest) entry.
 # The read rule says which entry of an earlier position a new token reads at its step i:
@@ -714,25 +733,31 @@ def load_checkpoint(path):
 #                  With m = 1 the two rules read the same entry.
 # The rules are about tokens of earlier calls: the tokens of one feed() call run their steps together and
 # read each other's entries of the same step, as forward() does, under either rule.
-# Shapes: t new positions, c cache capacity, m' = min(r, m) slots.
+# Shapes: t new positions, c cache capacity, m' = min(r, m) slots, s positions seen before the new ones.
 
 READ_RULES = ("latest", "always-last")
 
 
 def new_cache(cfg, batch, r, m=None, capacity=None, rng=None, read="latest"):
-    """An empty KV cache for `batch` sequences of up to `capacity` positions (default max_seq_len), for a
-    model run with r core steps and a budget of m core slots (None: m = r, no sharing), read by the rule
-    `read` ("latest" or "always-last", see above). It also keeps the
-    final state s of every position (continuous chain of thought starts from it) and the rng that feed()
-    draws s_0 from when it is given no state0 (default np.random.default_rng(0): reproducible)."""
+    """An empty KV cache for `batch` sequences that holds their last `capacity` positions, for a model run
+    with r core steps and a budget of m core slots (None: m = r, no sharing), read by the rule `read`
+    ("latest" or "always-last", see above). Capacity by default: full attention, max_seq_len (every
+    position of the longest sequence); a window w, w (the ring one token at a time needs; a call of t
+    tokens needs w - 1 + t). It also keeps the final state s of those positions (continuous chain of
+    thought starts from it) and the rng that feed() draws s_0 from when it is given no state0 (default
+    np.random.default_rng(0): reproducible)."""
     if not isinstance(r, (int, np.integer)) or r < 1:
         raise ValueError(f"r (recurrences) must be an integer >= 1, got {r!r}")
     m = r if m is None else m
     if not isinstance(m, (int, np.integer)) or m < 1:
         raise ValueError(f"m (cache budget, core slots) must be an integer >= 1 or None, got {m!r}")
-    capacity = cfg.max_seq_len if capacity is None else capacity
-    if not 1 <= capacity <= cfg.max_seq_len:
-        raise ValueError(f"cache capacity must lie in [1, Config.max_seq_len={cfg.max_seq_len}], got {capacity}")
+    if capacity is None:
+        capacity = cfg.max_seq_len if cfg.window is None else cfg.window
+    if cfg.window is None and not 1 <= capacity <= cfg.max_seq_len:
+        raise ValueError(f"cache capacity must lie in [1, Config.max_seq_len={cfg.max_seq_len}] for a "
+                         f"full-attention model, got {capacity}")
+    if capacity < 1:
+        raise ValueError(f"cache capacity must be >= 1, got {capacity}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if read not in READ_RULES:
@@ -744,8 +769,7 @@ def new_cache(cfg, batch, r, m=None, capacity=None, rng=None, read="latest"):
             "core": kv(min(r, m), cfg.n_core),                  # (m',n_core,2,B,H,c,d): the only part that grows with r
             "coda": kv(cfg.n_coda),                             # (n_coda,2,B,H,c,d)
             "state": np.zeros((batch, capacity, cfg.width), cfg.dtype),   # (B,c,h): final s of each position
-            "rope": rope_tables(capacity, cfg.head_dim, cfg.rope_base, cfg.dtype),   # (c,1,d/2)
-            "length": 0, "r": int(r), "m": int(m), "read": read,
+            "capacity": int(capacity), "length": 0, "r": int(r), "m": int(m), "read": read,
             "rng": rng if rng is not None else np.random.default_rng(0)}
 
 
@@ -755,37 +779,44 @@ def cache_bytes(cache):
     return sum(cache[stage].nbytes for stage in ("prelude", "core", "coda"))
 
 
+def first_seen(cfg, t0):
+    """The earliest position that tokens fed at position t0 attend to: 0 with full attention, and with a
+    window of w the first of the w - 1 before t0."""
+    return 0 if cfg.window is None else max(0, t0 - cfg.window + 1)
+
+
 def kv_update(kv, k, v):
-    """Write the new positions' keys and values into a layer's cache; return all it holds up to them.
-    kv = (store, past, t0, write), stores (2,B,H,c,d): the new positions t0 .. t0+T-1 are written into
-    store and read from it; the earlier ones, 0 .. t0-1, are read from past (the read rule's choice; past
-    None reads them from store too, the "latest" rule). write (B,T) (None: all) says which tokens still think; a stopped
-    token's entry stays, so readers get its latest one. k, v (B,H,T,d) -> keys, values (B,H,t0+T,d)."""
-    store, past, t0, write = kv
-    T = k.shape[2]
-    new, slot = np.stack([k, v]), store[:, :, :, t0:t0 + T]                  # (2,B,H,T,d); slot is a view
-    slot[...] = new if write is None else np.where(write[:, None, :, None], new, slot)
-    if past is None:
-        return store[0, :, :, :t0 + T], store[1, :, :, :t0 + T]
-    both = np.concatenate([past[:, :, :, :t0], slot], axis=3)                # (2,B,H,t0+T,d)
+    """Write the new positions' keys and values into a layer's cache; return those of the positions they
+    attend to. kv = (store, past, lo, t0, write), stores (2,B,H,c,d) with position p at index p % c: the
+    new positions t0 .. t0+T-1 are written into store; the earlier ones they attend to, lo .. t0-1, are read
+    from past (the read rule's choice; past None reads them from store too, the "latest" rule). write
+    (B,T) (None: all) says which tokens still think; a stopped token's entry stays, so readers get its
+    latest one. k, v (B,H,T,d) -> keys, values (B,H,s+T,d), s = t0 - lo."""
+    store, past, lo, t0, write = kv
+    T, c = k.shape[2], store.shape[3]
+    new_at, seen_at = np.arange(t0, t0 + T) % c, np.arange(lo, t0) % c      # indices in the ring
+    new = np.stack([k, v])                                                    # (2,B,H,T,d)
+    if write is not None:
+        new = np.where(write[:, None, :, None], new, store[:, :, :, new_at])   # stopped tokens keep theirs
+    store[:, :, :, new_at] = new
+    if past is None and t0 + T <= c:                # not wrapped (full attention never is): a view, no copy
+        return store[0, :, :, lo:t0 + T], store[1, :, :, lo:t0 + T]
+    both = np.concatenate([(store if past is None else past)[:, :, :, seen_at], new], axis=3)  # (2,B,H,s+T,d)
     return both[0], both[1]
 
 
 def copy_to_skipped_slots(cache, i, done):
     """Tokens that stop at step i (done (B,t) of the new positions) leave their step-i entries in the slots
     of the steps they skip (at most m - 1 other slots: with sharing, later steps come back to the same
-    ones), so that a deeper reader finds their latest entry. Only the sequences where a token stops now
-    are touched: each token is copied once, not at every step."""
+    ones), so that a deeper reader finds their latest entry. Each token is copied once, when it stops."""
     r, m, t0 = cache["r"], cache["m"], cache["length"]
-    t = done.shape[1]
-    b = np.flatnonzero(done.any(axis=1))
-    if b.size == 0:
+    if not done.any():
         return
-    slot = cache["core"][i % m]
+    at = np.arange(t0, t0 + done.shape[1]) % cache["capacity"]               # the new positions in the ring
+    entry = cache["core"][i % m][:, :, :, :, at]                              # (n_core,2,B,H,t,d)
     for later in range(i + 1, min(r, i + m)):
         dst = cache["core"][later % m]
-        dst[:, :, b, :, t0:t0 + t] = np.where(done[b][:, None, :, None], slot[:, :, b, :, t0:t0 + t],
-                                              dst[:, :, b, :, t0:t0 + t])       # (n_core,2,b,H,t,d)
+        dst[:, :, :, :, at] = np.where(done[:, None, :, None], entry, dst[:, :, :, :, at])
 
 
 def check_feed_inputs(cfg, cache, tokens, state0, threshold, criterion):
@@ -794,10 +825,15 @@ def check_feed_inputs(cfg, cache, tokens, state0, threshold, criterion):
     B, t = tokens.shape
     if B != cache["state"].shape[0]:
         raise ValueError(f"tokens must have B = {cache['state'].shape[0]} rows (the cache's batch), got {B}")
-    t0, capacity = cache["length"], cache["state"].shape[1]
-    if t0 + t > capacity:
+    t0, capacity = cache["length"], cache["capacity"]
+    if cfg.window is None and t0 + t > capacity:
         raise ValueError(f"{t0 + t} positions do not fit: this cache holds {capacity} "
                          f"(Config.max_seq_len = {cfg.max_seq_len})")
+    seen = t0 - first_seen(cfg, t0)
+    if seen + t > capacity:
+        raise ValueError(f"{t} new tokens and the {seen} before them that they attend to (window {cfg.window}) "
+                         f"need {seen + t} positions; this cache holds {capacity}: feed fewer tokens at once, "
+                         f"or make the cache with capacity >= {seen + t}")
     if state0 is not None and np.shape(state0) != (B, t, cfg.width):
         raise ValueError(f"state0 must have shape (B, t, h) = {(B, t, cfg.width)}, got {np.shape(state0)}")
     if threshold is not None and not threshold >= 0:
@@ -827,18 +863,18 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     are still computed (and thrown away) while others go on, as one batched product is simpler."""
     tokens = check_feed_inputs(cfg, cache, tokens, state0, threshold, criterion)
     B, t = tokens.shape
-    t0, r, m = cache["length"], cache["r"], cache["m"]
+    t0, r, m, c = cache["length"], cache["r"], cache["m"], cache["capacity"]
+    lo = first_seen(cfg, t0)                    # the new tokens attend to positions lo .. t0+t-1
 
-    rot, mask = cache["rope"][t0:t0 + t], causal_mask(t, cfg.dtype, t0, cfg.window)   # (t,1,d/2), (t,t0+t)
-    x = embedding_forward(tokens, params["embed"], math.sqrt(cfg.width))[0]   # (B,t) -> (B,t,h)
-    e = stack_forward(x, params, cfg, "prelude", cfg.n_prelude, rot, mask, (cache["prelude"], None, t0, None))[0]
-    coda = lambda s: coda_forward(params, cfg, s, rot, mask, (cache["coda"], None, t0, None))[0]   # (B,t,V)
+    rot, mask = rope_and_mask(cfg, t, t0, t0 - lo)                            # (t,1,d/2), (t,s+t)
+    e = prelude_forward(params, cfg, tokens, rot, mask, (cache["prelude"], None, lo, t0, None))[0]   # (B,t,h)
+    coda = lambda s: coda_forward(params, cfg, s, rot, mask, (cache["coda"], None, lo, t0, None))[0]   # (B,t,V)
     if state0 is None:
         s = initial_state(cfg, (B, t, cfg.width), cache["rng"])              # (B,t,h)
     else:
         s = np.array(state0, dtype=cfg.dtype)                                 # a copy: we write into it
     if continuous and t0 > 0:
-        s[:, 0] = cache["state"][:, t0 - 1]
+        s[:, 0] = cache["state"][:, (t0 - 1) % c]
     active = np.ones((B, t), bool)              # tokens still thinking
     steps = np.zeros((B, t), np.int64)
     kl_each_step = threshold is not None and criterion == "kl"
@@ -847,7 +883,7 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     def kv(i):                                  # step i reads and writes slot i % m
         # the slot of the last step holds every earlier position's last entry (stopped tokens' included)
         past = None if cache["read"] == "latest" else cache["core"][(r - 1) % m]
-        return cache["core"][i % m], past, t0, active
+        return cache["core"][i % m], past, lo, t0, active
 
     def after_step(i, s_prev, s_new):
         nonlocal steps, active, logits, logp
@@ -870,7 +906,7 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     s, _ = recurrence(s, e, params, cfg, rot, mask, r, kv=kv, after_step=after_step)   # the loop of training
     if not kl_each_step:
         logits = coda(s)                                      # (with "kl" the last step's coda saw these states)
-    cache["state"][:, t0:t0 + t] = s
+    cache["state"][:, np.arange(t0, t0 + t) % c] = s
     cache["length"] = t0 + t
     return logits, steps
 
@@ -896,12 +932,14 @@ def generate(params, cfg, prompt, max_new_tokens, r, m=1, rng=None, state0=None,
     if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
     L = T + max(max_new_tokens - 1, 0)
-    if L > cfg.max_seq_len:
+    if cfg.window is None and L > cfg.max_seq_len:
         raise ValueError(f"a prompt of {T} tokens and {max_new_tokens} new ones need {L} positions, above "
                          f"Config.max_seq_len={cfg.max_seq_len}")
     if state0 is not None and np.shape(state0) != (B, L, cfg.width):
         raise ValueError(f"state0 must have shape (B, L, h) = {(B, L, cfg.width)}, got {np.shape(state0)}")
-    cache = new_cache(cfg, B, r, m, capacity=L, rng=rng, read=read)
+    # full attention: every position; a window: a ring that takes the prompt in one call, then one token a call
+    capacity = L if cfg.window is None else max(T, cfg.window)
+    cache = new_cache(cfg, B, r, m, capacity=capacity, rng=rng, read=read)
     s0 = (lambda a, b: None) if state0 is None else (lambda a, b: state0[:, a:b])
     opts = dict(threshold=threshold, criterion=criterion, continuous=continuous)
     logits, steps = feed(params, cfg, cache, tokens, s0(0, T), **opts)

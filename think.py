@@ -3,9 +3,11 @@
     python think.py 3+5*2-7            # the running values decoded after every core step, then streamed
     python think.py --trajectories     # the latent state's path: fixed point, orbit or slider (--plot: PNGs)
     python think.py --report           # the cache, its sharing and adaptive exit over held-out problems
+    python think.py --long 1200        # a problem 100x longer than trained, streamed in a cache of fixed size
 
 It reads the checkpoint in --out (default runs/toy, what `python train_toy.py` writes).
 """
+import argparse
 import os
 import sys
 import time
@@ -19,7 +21,7 @@ import numpy as np  # noqa: E402
 
 import rdmini  # noqa: E402
 from task import (EVAL_SEED, LONG_R_VALUES, MAX_R, Parser, answer_text, check_problem, cli, encode,  # noqa: E402
-                  layout, problem_tokens, random_problems, running_values, save_json)
+                  evaluate, layout, problem_tokens, random_problems, running_values, save_json)
 
 
 def load_model(args):
@@ -37,6 +39,12 @@ def load_model(args):
     return params, cfg, state["run"]["n_ops"]
 
 
+def stream_cache(cfg, B, T, r, m=None, read="latest"):
+    """The KV cache stream() feeds T tokens through: full attention keeps every position; a window keeps
+    a ring of its last positions, the same size at any T."""
+    return rdmini.new_cache(cfg, B, r, m, capacity=T if cfg.window is None else None, read=read)
+
+
 def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", continuous=False, seed=0,
            read="latest"):
     """Equal-length problems fed one token at a time through the KV cache, as if typed: each
@@ -50,7 +58,7 @@ def stream(params, cfg, problems, r, m=None, threshold=None, criterion="kl", con
     tokens, _, mask = encode(problems)
     B, T = tokens.shape
     state0 = rdmini.initial_state(cfg, (B, T, cfg.width), np.random.default_rng(seed))
-    cache = rdmini.new_cache(cfg, B, r, m, capacity=T, read=read)
+    cache = stream_cache(cfg, B, T, r, m, read)
     logits, steps = [], []
     for t in range(T):
         lg, st = rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], state0[:, t:t + 1], threshold, criterion,
@@ -106,6 +114,100 @@ def think(args):
         print("steps   " + (spaced(steps[0], 1) if steps.max() < 10 else " ".join(str(x) for x in steps[0])))
         print("answer  " + spaced(answer[0], 1) + f"   {sum(a == t for a, t in zip(answer[0], truth))}/{len(truth)} "
               f"right; mean {steps[0].mean():.1f} steps per token")
+
+
+def elided(text, keep=24):
+    """A long string with its middle left out: the first and last `keep` characters."""
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
+
+
+def stream_and_score(params, cfg, problems, r, m, threshold, criterion="kl", continuous=False):
+    """stream() timed and scored: -> answers, right (B,T) bool, core steps (B,T), seconds."""
+    t = time.perf_counter()
+    answers, steps = stream(params, cfg, problems, r, m, threshold, criterion, continuous)
+    spent = time.perf_counter() - t
+    right = np.array([[a == b for a, b in zip(x, running_values(p))] for x, p in zip(answers, problems)])
+    return answers, right, steps, spent
+
+
+LONG_SETTINGS = (("fixed r = 4", 4, None), ("fixed r = 8", 8, None), ("KL < 5e-4", 8, 5e-4), ("KL < 1e-5", 8, 1e-5))
+
+
+def long_over_runs(args):
+    """--long N --runs A B ...: the same --problems held-out problems of N operations streamed through
+    each run's checkpoint in every LONG_SETTINGS (r: the fixed steps, or the most with exit; 1 core slot).
+    Prints a row per run, then the floor and the median over the runs."""
+    problems = random_problems(np.random.default_rng(EVAL_SEED), args.problems, args.long)
+    n = len(problems)
+    print(f"{n} held-out problems of {args.long:,} operations streamed one token at a time, 1 core slot; a cell: "
+          f"problems all right, answers right, core steps a token (exit: at most r = 8)")
+    print(f"{'run':28s} | " + " | ".join(f"{name:>24s}" for name, _, _ in LONG_SETTINGS) + " | seconds")
+    table = []
+    for folder in args.runs:
+        params, cfg, _ = load_model(argparse.Namespace(out=folder))
+        cells, spent = [], 0.0
+        for _, r, threshold in LONG_SETTINGS:
+            _, right, steps, seconds = stream_and_score(params, cfg, problems, r, 1, threshold)
+            cells.append((int(right.all(axis=1).sum()), float(right.mean()), float(steps.mean())))
+            spent += seconds
+        table.append(cells)
+        print(f"{folder[-28:]:28s} | " + " | ".join(f"{a}/{n} {b:8.2%} {c:5.2f}".rjust(24) for a, b, c in cells)
+              + f" | {spent:7.1f}", flush=True)
+    columns = [np.array([row[j] for row in table]) for j in range(len(LONG_SETTINGS))]   # (runs, 3) each
+    print((f"{'floor':28s} | " + " | ".join(f"{c[:, 0].min():g}/{n} {c[:, 1].min():8.2%}      ".rjust(24)
+                                          for c in columns)).rstrip())
+    print(f"{'median':28s} | " + " | ".join(f"{np.median(c[:, 0]):g}/{n} {np.median(c[:, 1]):8.2%} "
+                                           f"{np.median(c[:, 2]):5.2f}".rjust(24) for c in columns))
+    return table
+
+
+def long_problems(args):
+    """Stream --problems held-out problems of --long operations one token at a time through the KV cache
+    (with a window: a ring of fixed size), with the exit of --exit-threshold (0: every token runs --r steps)
+    and --cache-budget; print the answers right, the core steps and the time a token, and the cache's
+    bytes. --frontier R also runs them the frontier way, all positions at once for R core steps."""
+    if args.runs:
+        return long_over_runs(args)
+    params, cfg, trained = load_model(args)
+    n_ops, n, r, m = args.long, args.problems, args.r, args.cache_budget
+    problems = random_problems(np.random.default_rng(EVAL_SEED), n, n_ops)
+    threshold = args.exit_threshold or None                   # 0 never exits: the fixed r, without the KL's coda
+    answers, right, steps, spent = stream_and_score(params, cfg, problems, r, m, threshold, args.exit_criterion,
+                                                    args.continuous_cot)
+    truths = [running_values(p) for p in problems]
+    T = n_ops + 1
+    exit_rule = (f"every token runs r = {r} core steps" if threshold is None else
+                 f"a token stops when {'KL(p_i-1 || p_i)' if args.exit_criterion == 'kl' else 'its state change'}"
+                 f" < {threshold:g}, at most r = {r}")
+    print(f"{n} held-out problem{'s' if n > 1 else ''} of {n_ops:,} operations ({n_ops / trained:g}x the {trained} "
+          f"the model trained on), streamed one token at a time;\n{exit_rule}, "
+          f"{'1 core slot' if m == 1 else 'no sharing' if m is None else f'{m} core slots'}:")
+    print(f"problem  {elided(problems[0])}  ({len(problems[0]):,} characters)")
+    print(f"truth    {elided(truths[0])}")
+    print(f"answer   {elided(answers[0])}  {right[0].sum():,} of {T:,} right")
+    per = "a token" if n == 1 else f"a position (the {n} problems' tokens in one batch)"
+    print(f"{right.sum():,} of {right.size:,} answers right ({right.mean():.2%}), {right.all(axis=1).sum()} of {n} "
+          f"problems all right; {steps.mean():.2f} core steps a token, {1e3 * spent / T:.2f} ms {per}, "
+          f"{spent:.1f} s in all")
+    held = rdmini.cache_bytes(stream_cache(cfg, n, T, r, m))
+    if cfg.window is None:
+        print(f"KV cache {held:,} bytes: every position, so it grows with the length")
+    else:
+        at_10 = rdmini.cache_bytes(stream_cache(cfg, n, 10, r, m))
+        every = rdmini.cache_bytes(rdmini.new_cache(cfg, n, r, m, capacity=T))
+        print(f"KV cache {held:,} bytes, a ring of the last {cfg.window} positions: {at_10:,} at 10 tokens, "
+              f"{held:,} at {T:,} (a cache of every position: {every:,})")
+    out = {"answers": float(right.mean()), "all_right": int(right.all(axis=1).sum()), "problems": n,
+           "steps": float(steps.mean()), "seconds": spent, "cache_bytes": held}
+    if args.frontier:
+        t = time.perf_counter()
+        acc, by_position, _ = evaluate(params, cfg, problems, [args.frontier])[args.frontier]
+        spent = time.perf_counter() - t
+        print(f"the frontier way, all {T:,} positions at once for r = {args.frontier} core steps: answers right "
+              f"{np.mean(by_position):.2%}, problems all right {round(acc * n)} of {n}, {spent:.1f} s "
+              f"({1e3 * spent / T:.2f} ms a position)")
+        out["frontier"] = {"answers": float(np.mean(by_position)), "all_right": round(acc * n), "seconds": spent}
+    return out
 
 
 def classify_trajectory(traj, window=16, still=0.01, drift=0.5):
@@ -313,10 +415,14 @@ def inference_report(args):
     return res
 
 
+EXIT = 5e-4           # the paper's KL threshold
+LONG_EXIT = 1e-5      # on problems 100x the trained length the paper's loses answers (docs/notes.md, 2026-12-07)
+
 # (flag, lowest, highest, why) of the numbers think.py takes
 LIMITS = (("r", 1, MAX_R, f"the evaluation measures r up to {max(LONG_R_VALUES)}, and the display has a line per step"),
           ("traj_steps", 17, MAX_R, "the classifier looks at the last 16 steps; the states of every step are kept"),
-          ("eval_problems", 1, 300, "--report streams every problem in each of its settings, one token at a time"))
+          ("eval_problems", 1, 300, "--report streams every problem in each of its settings, one token at a time"),
+          ("frontier", 0, MAX_R, "the frontier way runs every position for R steps (0: not at all)"))
 
 
 def parse_args(argv):
@@ -326,8 +432,9 @@ def parse_args(argv):
                         "by token through the KV cache with adaptive exit")
     p.add_argument("--out", default=os.path.join("runs", "toy"), help="the run folder with checkpoint.npz")
     p.add_argument("--r", type=int, default=8, help="core steps to show")
-    p.add_argument("--exit-threshold", type=float, default=5e-4,
-                   help="adaptive exit: a token stops below this (--report measures several)")
+    p.add_argument("--exit-threshold", type=float, default=None,
+                   help=f"adaptive exit: a token stops below this (--report measures several); default {EXIT:g} "
+                        f"(the paper's), with --long {LONG_EXIT:g}")
     p.add_argument("--exit-criterion", choices=("kl", "state"), default="kl",
                    help="adaptive exit: KL between consecutive steps' predictions, or relative state change")
     p.add_argument("--cache-budget", type=int, default=1,
@@ -346,13 +453,32 @@ def parse_args(argv):
     p.add_argument("--report", action="store_true",
                    help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
     p.add_argument("--eval-problems", type=int, default=300, help="--report: held-out problems (at most 300)")
+    p.add_argument("--long", type=int, default=0, metavar="N_OPS",
+                   help="stream held-out problems of N_OPS operations through the KV cache (with the exit of "
+                        "--exit-threshold, 0 for a fixed --r); a window keeps the cache's size fixed")
+    p.add_argument("--problems", type=int, default=1, help="--long: how many problems")
+    p.add_argument("--runs", nargs="+", metavar="FOLDER",
+                   help="--long: stream the problems through each of these runs' checkpoints in four settings "
+                        "(fixed r = 4 and 8, exit at KL < 5e-4 and 1e-5); a row per run, the floor and the median")
+    p.add_argument("--frontier", type=int, default=0, metavar="R",
+                   help="--long: also run the problems the frontier way, all positions at once for R core steps "
+                        "(its cost grows as N_OPS^2 * R: feasible at tens of times the trained length, not at 100x)")
     args = p.parse_args(argv)
-    if (args.think is not None) + args.trajectories + args.report != 1:
-        p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories or --report")
+    if (args.think is not None) + args.trajectories + args.report + (args.long != 0) != 1:
+        p.error("give one of: a PROBLEM (e.g. 3+5*2-7), --trajectories, --report or --long N_OPS")
     for name, low, high, why in LIMITS:
         value = getattr(args, name)
         if not low <= value <= high:
             p.error(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value:,}: {why}")
+    for name in ("long", "problems"):
+        if getattr(args, name) < (name == "problems"):
+            p.error(f"--{name} must be >= {int(name == 'problems')}, got {getattr(args, name)}")
+    if not args.long and (args.runs or args.frontier or args.problems != 1):
+        p.error("--problems, --runs and --frontier go with --long N_OPS")
+    if args.runs and args.frontier:
+        p.error("--frontier runs with one run (--out), not with --runs")
+    if args.exit_threshold is None:
+        args.exit_threshold = LONG_EXIT if args.long else EXIT
     if not args.exit_threshold >= 0:
         p.error(f"--exit-threshold must be >= 0, got {args.exit_threshold}")
     if args.cache_budget < 0:
@@ -363,7 +489,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return cli(show_trajectories if args.trajectories else inference_report if args.report else think, args)
+    work = (show_trajectories if args.trajectories else inference_report if args.report else
+            long_problems if args.long else think)
+    return cli(work, args)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ import think
 import task
 
 
-def fed(params, cfg, tokens, state0, r, m=None, prompt=3, read="latest", **kw):
+def fed(params, cfg, tokens, state0, r, m=None, prompt=3, read="latest", capacity=None, **kw):
     """Feed tokens (B,T): the first `prompt` in one pass, then one at a time. -> logits (B,T,V), steps, cache."""
     B, T = tokens.shape
-    cache = rdmini.new_cache(cfg, B, r, m, read=read)
+    cache = rdmini.new_cache(cfg, B, r, m, capacity, read=read)
     cuts = [0] + list(range(prompt, T)) + [T]
     out = [rdmini.feed(params, cfg, cache, tokens[:, a:b], state0[:, a:b], **kw) for a, b in zip(cuts, cuts[1:])]
     return np.concatenate([o[0] for o in out], axis=1), np.concatenate([o[1] for o in out], axis=1), cache
@@ -50,10 +50,78 @@ def test_cache_equals_full_recomputation_with_a_window(make_cfg, make_params, ma
     params = make_params(cfg)
     tokens = np.random.default_rng(1).integers(0, cfg.vocab_size, size=(2, 8))
     state0 = make_state0(cfg, tokens)
-    logits = fed(params, cfg, tokens, state0, 4, prompt=prompt)[0]
+    logits = fed(params, cfg, tokens, state0, 4, prompt=prompt, capacity=8)[0]
     close(logits, rdmini.forward(params, cfg, tokens, 4, state0=state0)[0], 1e-10)
     # and the window matters: full attention gives other numbers
     assert not np.allclose(logits, rdmini.forward(params, make_cfg(), tokens, 4, state0=state0)[0])
+
+
+def test_rope_tables_for_the_positions_at_hand():
+    whole = rdmini.rope_tables(50, 8, 10000.0, "float32")
+    np.testing.assert_array_equal(rdmini.rope_tables(7, 8, 10000.0, "float32", t0=40), whole[40:47])
+
+
+SETTINGS = [dict(), dict(m=1, threshold=1e-2), dict(m=2, read="always-last", threshold=0.3, criterion="state"),
+            dict(m=3, threshold=1e-2, continuous=True)]
+
+
+@pytest.mark.parametrize("window", [2, 3])
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_ring_equals_the_full_cache_bit_for_bit(make_cfg, make_params, make_state0, window, settings):
+    """A windowed model, 30 positions (max_seq_len is 8: a window reads any length), fed 4 then one at a
+    time: a ring of the last 4 positions gives the very numbers of a cache that keeps all 30, in every
+    inference setting, and forward's up to rounding."""
+    cfg = make_cfg(window=window)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(8).integers(0, cfg.vocab_size, size=(2, 30))
+    state0 = make_state0(cfg, tokens)
+    kw = dict(settings, m=settings.get("m"), prompt=4)
+    ring, ring_steps, cache = fed(params, cfg, tokens, state0, 5, capacity=4, **kw)
+    full, full_steps, _ = fed(params, cfg, tokens, state0, 5, capacity=30, **kw)
+    assert cache["core"].shape[-2] == 4 and cache["length"] == 30
+    np.testing.assert_array_equal(ring, full)
+    np.testing.assert_array_equal(ring_steps, full_steps)
+    if not settings:
+        close(ring, rdmini.forward(params, cfg, tokens, 5, state0=state0)[0], 1e-10)
+    else:
+        assert len(np.unique(ring_steps)) >= 3                 # the exits stopped tokens at different steps
+
+
+def test_ring_memory_does_not_grow_with_the_length(make_cfg, make_params):
+    """Fed one token at a time, a windowed model's cache holds `window` positions whatever the length;
+    a full-attention model's holds every position, so its bytes grow with the length."""
+    cfg = make_cfg(window=2, dtype="float32")
+    params = make_params(cfg)
+
+    def streamed(cfg, T, capacity=None):
+        tokens = np.random.default_rng(0).integers(0, cfg.vocab_size, size=(1, T))
+        cache = rdmini.new_cache(cfg, 1, 4, m=1, capacity=capacity)
+        for t in range(T):
+            rdmini.feed(params, cfg, cache, tokens[:, t:t + 1], threshold=1e-3)
+        return cache
+    short, long = streamed(cfg, 10), streamed(cfg, 300)
+    assert long["length"] == 300 and rdmini.cache_bytes(short) == rdmini.cache_bytes(long)
+    nbytes = lambda cache: sum(a.nbytes for a in cache.values() if isinstance(a, np.ndarray))   # the states too
+    assert nbytes(short) == nbytes(long)
+    assert rdmini.cache_bytes(long) == 2 * (cfg.n_prelude + cfg.n_coda + cfg.n_core * 1) * 1 * 2 * cfg.width * 4
+    full = make_cfg(window=None, dtype="float32", max_seq_len=300)
+    grows = [rdmini.cache_bytes(streamed(full, T, capacity=T)) for T in (10, 300)]
+    assert grows[1] == 30 * grows[0] == 30 * 5 * rdmini.cache_bytes(short)
+
+
+def test_a_windowed_forward_reads_past_max_seq_len(make_cfg, make_params, make_state0):
+    cfg = make_cfg(window=2)
+    params = make_params(cfg)
+    tokens = np.random.default_rng(9).integers(0, cfg.vocab_size, size=(1, 20))      # max_seq_len is 8
+    state0 = make_state0(cfg, tokens)
+    logits = rdmini.forward(params, cfg, tokens, 3, state0=state0)[0]
+    assert logits.shape == (1, 20, cfg.vocab_size)
+    # causal: the first 8 positions' logits are those of forward on them alone
+    close(logits[:, :8], rdmini.forward(params, cfg, tokens[:, :8], 3, state0=state0[:, :8])[0], 1e-12)
+    # generate goes as far, through a ring that takes the prompt of 3 in one call
+    out, gen_logits, _ = rdmini.generate(params, cfg, tokens[0, :3], 18, r=3, m=None, state0=state0[:, :20])
+    assert out.shape == (21,)
+    close(gen_logits, rdmini.forward(params, cfg, out[None, :-1], 3, state0=state0)[0][0], 1e-10)
 
 
 def test_read_rule_always_last_reads_the_last_entry_by_hand(make_cfg, make_params, make_state0):
@@ -283,6 +351,11 @@ def test_trajectory_classifier_refuses_short_trajectories():
     (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 1, 2, capacity=3), np.zeros((1, 4), int)),
      "Config.max_seq_len = 8"),
     (lambda p, c: rdmini.feed(p, c, rdmini.new_cache(c, 2, 2), np.zeros((1, 4), int)), "cache's batch"),
+    (lambda p, c: rdmini.new_cache(c, 1, 2, capacity=9), r"\[1, Config.max_seq_len=8\] for a full-attention"),
+    (lambda p, c: rdmini.forward(p, c, np.zeros((1, 9), int), 2), "max_seq_len=8 of this full-attention model"),
+    (lambda p, c: rdmini.feed(p, rdmini.Config(**{**vars(c), "window": 3}),
+                              rdmini.new_cache(rdmini.Config(**{**vars(c), "window": 3}), 1, 2), np.zeros((1, 4), int)),
+     r"4 new tokens and the 0 before them .* need 4 positions; this cache holds 3: feed fewer tokens at once"),
 ])
 def test_bad_input_is_refused(make_cfg, make_params, call, message):
     cfg = make_cfg()
@@ -317,13 +390,24 @@ def test_streaming_problems_gives_evaluate_s_answers(toy):
         think.stream(params, cfg, ["3+a"], 3)
 
 
-@pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate"),
-                                              ("3+5*2-7+1*3", "at most 5")])
+@pytest.mark.parametrize("problem, message", [("", "empty"), ("3+a", "characters"), ("3+5*", "alternate")])
 def test_think_refuses_a_problem_it_cannot_read(toy, capsys, problem, message):
     with pytest.raises(SystemExit) as err:
         think.main([problem, "--out", toy[2]])
     lines = capsys.readouterr().err.strip().splitlines()
     assert err.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_a_full_attention_model_refuses_a_problem_past_max_seq_len_and_a_window_reads_it(toy, tmp_path, capsys):
+    params, cfg, windowed = toy
+    full = rdmini.Config(**{**rdmini.dataclasses.asdict(cfg), "window": None})
+    rdmini.save_checkpoint(str(tmp_path / "full" / "checkpoint.npz"), params, full, run={"task": "running", "n_ops": 2})
+    with pytest.raises(SystemExit) as err:
+        think.main(["3+5*2-7+1*3", "--out", str(tmp_path / "full")])      # 6 tokens, max_seq_len 5
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(lines) == 1 and "at most 5" in lines[0]
+    think.main(["3+5*2-7+1*3", "--out", windowed, "--r", "3"])    # the toy's window of 2 reads it
+    assert "/6 right" in capsys.readouterr().out
 
 
 def test_think_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
@@ -339,6 +423,59 @@ def test_think_prints_one_row_per_step_and_the_steps_used(toy, capsys):
     assert len(rows) == 5 and all("/3 right" in row for row in rows)
     steps = [line for line in out.splitlines() if line.startswith("steps")][0].split()[1:]
     assert steps == ["5"] * 3                      # threshold 0: every token uses all r steps
+
+
+def test_long_streams_past_max_seq_len_in_a_fixed_cache_as_the_frontier_way_does(toy, capsys):
+    """--long 30 on the toy (max_seq_len 5, a window of 2): streamed with m = r and no exit, the answers
+    are those of the same problems all at once (the same s_0: both draw it from default_rng(0))."""
+    out = think.main(["--long", "30", "--problems", "4", "--out", toy[2], "--r", "3", "--cache-budget", "0",
+                      "--exit-threshold", "0", "--frontier", "3"])
+    printed = capsys.readouterr().out
+    assert out["problems"] == 4 and out["steps"] == 3 and 0 < out["answers"] < 1
+    assert out["frontier"]["answers"] == out["answers"] and out["frontier"]["all_right"] == out["all_right"]
+    size = re.search(r"KV cache ([\d,]+) bytes, a ring of the last 2 positions: ([\d,]+) at 10 tokens, ([\d,]+) at 31", printed)
+    assert size and size.group(1) == size.group(2) == size.group(3)
+    assert int(size.group(1).replace(",", "")) == out["cache_bytes"] == 2 * (1 + 1 + 3) * 4 * 2 * 8 * 8
+    assert "every token runs r = 3 core steps" in printed and "(61 characters)" in printed
+
+
+def test_long_with_adaptive_exit_and_a_full_attention_model(toy, tmp_path, capsys):
+    out = think.main(["--long", "20", "--out", toy[2], "--r", "6", "--exit-threshold", "1e-3"])
+    assert 2 <= out["steps"] < 6 and "KL(p_i-1 || p_i) < 0.001, at most r = 6" in capsys.readouterr().out
+    params, cfg, _ = toy
+    full = rdmini.Config(**{**rdmini.dataclasses.asdict(cfg), "window": None})
+    rdmini.save_checkpoint(str(tmp_path / "full" / "checkpoint.npz"), params, full, run={"task": "running", "n_ops": 2})
+    with pytest.raises(SystemExit) as err:
+        think.main(["--long", "20", "--out", str(tmp_path / "full")])
+    assert err.value.code == 2 and "this model reads at most 5" in capsys.readouterr().err
+
+
+def test_long_over_runs_prints_a_row_per_run_the_floor_and_the_median(toy, tmp_path, capsys):
+    params, cfg, folder = toy
+    params = {name: w.copy() for name, w in params.items()}
+    params["embed"][:10] *= 2.0                                   # a second run that answers otherwise
+    rdmini.save_checkpoint(str(tmp_path / "b" / "checkpoint.npz"), params, cfg, run={"task": "running", "n_ops": 2})
+    table = think.main(["--long", "6", "--problems", "5", "--runs", folder, str(tmp_path / "b")])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 and all(len(row) == len(think.LONG_SETTINGS) for row in table)
+    assert [row[0][2] for row in table] == [4.0, 4.0] and table[0] != table[1]
+    answers = [[cell[1] for cell in row] for row in table]               # (run, setting): answers right
+    floor, median = lines[-2], lines[-1]
+    assert floor.startswith("floor") and median.startswith("median")
+    assert [float(x) for x in re.findall(r"([\d.]+)%", floor)] == pytest.approx([100 * min(a) for a in zip(*answers)], abs=0.006)
+    assert [float(x) for x in re.findall(r"([\d.]+)%", median)] == pytest.approx(
+        [50 * (a + b) for a, b in zip(*answers)], abs=0.006)
+
+
+@pytest.mark.parametrize("argv, message", [(["--long", "-3"], "--long must be >= 0"),
+                                           (["--long", "5", "--problems", "0"], "--problems must be >= 1"),
+                                           (["3+5", "--frontier", "8"], "go with --long"),
+                                           (["--report", "--runs", "a"], "go with --long"),
+                                           (["--long", "5", "--runs", "a", "--frontier", "4"], "not with --runs")])
+def test_long_refuses_bad_flags(capsys, argv, message):
+    with pytest.raises(SystemExit) as err:
+        think.main(argv)
+    assert err.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_trajectories_are_classified_and_counted(toy, capsys):

@@ -91,7 +91,7 @@ def test_longer_problem_sizes_are_in_order_without_repeats(n_ops, sizes):
     ("", "empty"), ("3+a", "characters"), ("3+55", "alternate"), ("3+" * 70 + "3", "at most"),
 ])
 def test_predict_refuses_problems_it_cannot_read(problem, message):
-    cfg = rdmini.Config(vocab_size=len(task.VOCAB), width=8, n_heads=2, mlp_hidden=8)
+    cfg = rdmini.Config(vocab_size=len(task.VOCAB), width=8, n_heads=2, mlp_hidden=8, window=None)   # reads 64
     params = rdmini.init_params(cfg, 0)
     with pytest.raises(ValueError, match=message):
         task.predict(params, cfg, problem, 2)
