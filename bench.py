@@ -25,23 +25,8 @@ import rdmini  # noqa: E402
 import train_toy  # noqa: E402
 from task import (check_memory, check_out_folder, cli, keep_freed_memory, make_batch, parallel_map,  # noqa: E402
                   problem_tokens, save_json)
+from seeds import count_flops  # noqa: E402  (the count the lab's summaries judge)
 from train_toy import loss_and_grads, make_config  # noqa: E402
-
-
-def count_flops(cfg, B, T, r, k):
-    """Matrix-multiply FLOPs of one training step (2 per multiply-add), counted from the shapes.
-    Forward: prelude, r core iterations, coda. Backward: twice the forward of what it walks back through
-    (the input's and the weight's gradient), i.e. prelude, the last min(k, r) iterations and coda.
-    Elementwise work (norms, softmax, RoPE) is left out: it is not what a matmul unit measures."""
-    N, h, F, H, d, V = B * T, cfg.width, cfg.mlp_hidden, cfg.n_heads, cfg.head_dim, cfg.vocab_size
-    block = 2 * N * h * 3 * h + 2 * N * h * h + 2 * N * h * 2 * F + 2 * N * F * h   # qkv, proj, up, down
-    block += 2 * (2 * B * H * T * T * d)                                               # q k^T and att v
-    adapter = 2 * N * 2 * h * h if cfg.injection == "concat" else 0
-    step = cfg.n_core * block + adapter
-    outside = (cfg.n_prelude + cfg.n_coda) * block + 2 * N * h * V                    # + unembedding
-    forward = outside + r * step
-    backward = 2 * (outside + min(k, r) * step) if k > 0 else 0              # k = 0: inference
-    return {"forward": forward, "backward": backward, "total": forward + backward}
 
 
 def seconds(fn):

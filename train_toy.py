@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import time
+import tracemalloc
 
 # This script uses both cores with threads of its own (--threads), each running single-threaded numpy.
 # BLAS threads on top would fight them for the same cores, so BLAS gets one thread, unless you say otherwise.
@@ -40,7 +41,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-import rdmini
+import rdmini  # noqa: E402
+import seeds  # noqa: E402
 from task import (EVAL_SEED, LONG_R_VALUES, MAX_EVAL_PROBLEMS, MAX_R, R_VALUES, TASKS, VOCAB, Parser,  # noqa: E402
                   attention_bytes, check_memory, check_out_folder, cli, enough_r, eval_lengths, evaluate,
                   keep_freed_memory, layout, make_batch, parallel_map, print_table, problem_tokens,
@@ -59,11 +61,15 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
     rng = np.random.default_rng(EVAL_SEED)
     problems = random_problems(rng, args.eval_problems, args.n_ops, task)
     label, unit = ("op", "operations") if task == "running" else ("d", "digits per number")
-    main = evaluate(params, cfg, problems, R_VALUES, task, threads=args.threads)
+    r_show = enough_r(args.n_ops)
+    every = evaluate(params, cfg, problems, sorted(set(R_VALUES) | set(range(1, r_show + 1))), task,
+                     threads=args.threads)                  # every r up to enough, for the thinking speed
+    main = {r: every[r] for r in R_VALUES}
     print_table(f"Held-out accuracy, {len(problems)} problems with {args.n_ops} {unit} (all right = every "
                 f"answer right; {label}J = the answer at position J)", main, label)
     results = {"task": task, "n_ops": args.n_ops, "trained_n_ops": trained, **extra,
-               "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
+               "enough_r": r_show, "accuracy_by_r": {str(r): v[0] for r, v in main.items()},
+               "accuracy_by_every_r": {str(r): v[0] for r, v in every.items()},
                "position_accuracy_by_r": {str(r): v[1] for r, v in main.items()}, "longer": {}}
     for n in eval_lengths(args.n_ops, task):
         longer_problems = random_problems(rng, max(1, args.eval_problems // 4), n, task)
@@ -85,13 +91,14 @@ def final_report(params, cfg, args, out_dir, extra, name="results.json", trained
         for n, acc in sizes.items():
             print(f"{n:>5} | " + " ".join(f"{acc[str(r)]:6.3f}" if str(r) in acc else f"{'-':>6}"
                                           for r in LONG_R_VALUES))
-    r_show = enough_r(args.n_ops)
     truths = [layout(p, task)[1] for p in problems]
     wrong = [(p, t, g) for p, t, g in zip(problems, truths, main[r_show][2]) if g != t]
     print(f"\nWrong answers at r = {r_show}: {len(wrong)} of {len(problems)}")
     for p, truth, guess in wrong[:5]:
         print(f"  problem {p}   truth {truth}   prediction {guess}")
     results["wrong_examples"] = [{"r": r_show, "problem": p, "truth": t, "prediction": g} for p, t, g in wrong[:10]]
+    if "log" in extra:                               # a trained run: the measures seeds.py judges
+        results["measures"] = seeds.run_measures(results)
     print(f"\nSaved {save_json(results, out_dir, name)}")
     return results
 
@@ -235,6 +242,19 @@ def train_step(params, cfg, opt, rngs, args, step, r=None):
     return loss, norm, r, tokens.size
 
 
+def step_peak_bytes(params, cfg, args):
+    """Peak bytes numpy allocates in one training step's forward, loss and backward (tracemalloc sees numpy's
+    buffers), in one thread, at r = the recipe's mean r rounded, on a batch of its own: the same for every seed."""
+    rng = np.random.default_rng(0)
+    batch = make_batch(rng, args.batch, args.n_ops, args.task)
+    state0 = rdmini.initial_state(cfg, batch[0].shape + (cfg.width,), rng)
+    tracemalloc.start()
+    loss_and_grads(params, cfg, batch, max(1, round(args.mean_r)), args.k, state0, args.loss == "frontier")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
 def train(args, checkpoint=None):
     """Train the recipe args (from the start, or from checkpoint: --resume), then the final report; with
     --eval-only, only the report."""
@@ -286,15 +306,20 @@ def train(args, checkpoint=None):
         print(f"Interrupted: saved step {step} to {path}; continue with --resume")
         return None
     print(f"Trained {step} steps in {wall:.0f} s" + (f" ({before:.0f} s of them before --resume)" if before else ""))
+    mean_r, mean_k = seeds.expected_r(args.mean_r, args.max_r, args.k)      # the cost: counted and measured
+    flops = seeds.count_flops(cfg, args.batch, problem_tokens(args.n_ops, args.task), mean_r, mean_k)["total"]
     return final_report(params, cfg, args, args.out, {"step": step, "loss": args.loss, "train_seconds": round(wall, 1),
-                                                      "params": n_params, "log": log})
+                                                      "params": n_params, "flops_per_step": flops,
+                                                      "peak_step_bytes": step_peak_bytes(params, cfg, args),
+                                                      "log": log})
 
 
-# The lab recipe (--lab): a short run where the recurrence is needed and every seed measured learns
-# the rule (tutorial, section 3.3, with its time). Flags given beside --lab override these.
-# Its learning rate ends at a tenth of the peak, the schedule its reference (docs/lab_reference.json) was
-# measured with; the default run's ends at zero (why: docs/notes.md, 2026-12-01).
-LAB = {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
+# The lab recipe (--lab): a run of about two minutes with one thread, two side by side on 2 cores, where
+# the recurrence is needed and its reference (docs/lab_reference.json, seeds 0-9) is tight where a change
+# shows: the trained length and twice it. Half the default batch learns the rule in about as many steps, so
+# in half the time; one thread per run, always, so that any machine reproduces the reference seed by seed
+# (why these: docs/notes.md, 2026-12-07). Flags given beside --lab override these, except --threads.
+LAB = {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
 STEPS = 6000                           # the default run's training steps (on 12 operations)
 
 
@@ -420,6 +445,9 @@ LIMITS = (("steps", 1, None), ("n_ops", 1, None), ("mean_r", 1, None), ("max_r",
 def check_args(p, args):
     """Refuse bad flags up front, each with one line that names the flag (the parser's error: exit 2).
     It only reads args."""
+    if vars(args).get("lab") and args.threads != 1:
+        p.error(f"--lab trains one thread per run (--threads 1), so that any machine reproduces its reference seed "
+                f"by seed; got --threads {args.threads}. Run seeds side by side instead: --seeds 0-4 --jobs 2")
     for name, value in vars(args).items():           # nan compares False with everything: refuse it by name
         if isinstance(value, float) and not math.isfinite(value):
             p.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
@@ -502,7 +530,6 @@ def run(argv):
     made = [] if args.eval_only else check_out_folder(args.out)
     try:
         if args.seeds is not None:
-            import seeds
             return seeds.run_seeds(args, argv, os.path.abspath(__file__), RUN_KEYS)
         return train(args, checkpoint)
     except ValueError:

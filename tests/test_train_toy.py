@@ -266,7 +266,7 @@ def test_the_recipe_is_read_not_rewritten(tmp_path):
     tt.make_config(args)
     tt.memory_needed(args)
     tt.describe(tt.make_config(args), args, 1)
-    assert vars(args) == before and (args.n_ops, args.loss, args.window, args.steps) == (6, "all", None, 2500)
+    assert vars(args) == before and (args.n_ops, args.loss, args.window, args.steps) == (6, "all", None, 4000)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -289,17 +289,19 @@ def test_lab_sets_its_recipe_and_a_flag_beside_it_wins():
     plain, lab = tt.parse_args([]), tt.parse_args(["--lab"])
     assert (plain.n_ops, plain.window, plain.steps, plain.final_lr_ratio, plain.out, plain.loss) == \
            (12, 2, 6000, 0.0, os.path.join("runs", "toy"), "frontier")
-    assert (lab.n_ops, lab.window, lab.steps, lab.final_lr_ratio, lab.out) == \
-           (6, 2, 2500, 0.1, os.path.join("runs", "lab"))       # the schedule its reference was measured with
-    assert tt.LAB == {"n_ops": 6, "steps": 2500, "final_lr_ratio": 0.1, "out": os.path.join("runs", "lab")}
+    assert (lab.n_ops, lab.window, lab.steps, lab.batch, lab.final_lr_ratio, lab.threads, lab.out) == \
+           (6, 2, 4000, 64, 0.0, 1, os.path.join("runs", "lab"))
+    assert tt.LAB == {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
+    with pytest.raises(SystemExit):                     # one thread per run, always: the reference's runs
+        tt.parse_args(["--lab", "--threads", "2"])
     assert (task.enough_r(6), task.enough_r(12), task.enough_r(100)) == (8, 16, 64)   # the progress line's r
     # the window's default follows the task: addition's answers need digits far back
     assert tt.parse_args(["--task", "addition"]).window is None and tt.parse_args(["--window", "0"]).window is None
     norec = tt.parse_args(["--lab", "--mean-r", "1", "--k", "1", "--steps", "3000", "--window", "0"])
     assert (norec.mean_r, norec.k, norec.steps, norec.window, norec.n_ops) == (1, 1, 3000, None, 6)
     assert tt.parse_args(["--n-ops", "5", "--lab"]).n_ops == 5             # before or after --lab alike
-    assert {k: getattr(lab, k) for k in ("lr", "batch", "mean_r", "k", "width")} == \
-           {k: getattr(plain, k) for k in ("lr", "batch", "mean_r", "k", "width")}
+    assert {k: getattr(lab, k) for k in ("lr", "mean_r", "k", "width")} == \
+           {k: getattr(plain, k) for k in ("lr", "mean_r", "k", "width")}
 
 
 def test_a_run_folder_that_cannot_be_written_is_refused_up_front(tmp_path, capsys):
@@ -380,14 +382,18 @@ def test_seeds_train_one_run_per_seed_and_summarise(tmp_path, capsys):
         alone = tt.main(["--seed", str(seed), "--out", str(tmp_path / f"alone{seed}"), *TINY_RUN])
         assert summary["runs"][str(seed)]["accuracy_by_r"] == alone["accuracy_by_r"]
     acc = [summary["runs"][s]["accuracy_by_r"]["8"] for s in ("0", "1")]
-    assert summary["accuracy_by_r"]["8"] == {"mean": np.mean(acc), "min": min(acc), "max": max(acc)}
+    assert summary["accuracy_by_r"]["8"] == {"mean": np.mean(acc), "median": np.median(acc), "min": min(acc),
+                                             "max": max(acc)}
 
     capsys.readouterr()
     tt.main(["--seeds", "2,3", "--out", str(tmp_path / "variant"), "--compare", str(out), "--injection", "add",
              *TINY_RUN])
     printed = capsys.readouterr().out
-    assert "what differs: --injection concat -> add" in printed and "Verdict: at r = 8" in printed
-    assert json.load(open(tmp_path / "variant" / "summary.json"))["seeds"] == [2, 3]
+    assert "what differs: --injection concat -> add" in printed and "7 measures judged at once" in printed
+    assert "Unpaired: the reference lacks seeds 2, 3" in printed
+    variant = json.load(open(tmp_path / "variant" / "summary.json"))
+    assert variant["seeds"] == [2, 3] and set(variant["runs"]["2"]["measures"]) >= {"trained", "peak_mib", "gflops"}
+    assert "rdmini.py" in variant["sources"]["files"]         # what was run: the sources, with their diffs
 
 
 def test_compare_refuses_another_task_size_or_folder(tmp_path, capsys):
@@ -448,12 +454,15 @@ def test_ctrl_c_during_seeds_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_the_shipped_lab_reference_is_the_lab_recipe_over_ten_seeds():
-    """docs/lab_reference.json is what `--compare` reads in class: the summary of `--lab --threads 1 --seeds
-    0-9`, made by summarise(), with the settings a student's `--lab --threads 1` run has."""
+    """docs/lab_reference.json is what `--compare` reads in class: the summary of `--lab --seeds 0-9`, made by
+    summarise() from committed code, with the settings a student's `--lab` run has and every judged measure."""
     ref = seeds.load_summary(os.path.join(ROOT, "docs", "lab_reference.json"))
-    lab = tt.parse_args(["--lab", "--threads", "1"])
+    lab = tt.parse_args(["--lab"])
     assert ref["settings"] == {k: getattr(lab, k) for k in tt.RUN_KEYS if k != "seed"}
     assert ref["seeds"] == list(range(10)) and ref["eval_problems"] == 2000
     assert set(ref["accuracy_by_r"]) == {str(r) for r in task.R_VALUES}
-    per_seed = [ref["runs"][str(s)]["accuracy_by_r"]["8"] for s in range(10)]
-    assert ref["accuracy_by_r"]["8"]["min"] == min(per_seed)
+    for key, _, _ in seeds.MEASURES:
+        assert all(run["measures"][key] is not None for run in ref["runs"].values()), key
+    assert ref["sources"]["commit"] and all(f["diff"] == "" for f in ref["sources"]["files"].values())
+    per_seed = [ref["runs"][str(s)]["measures"]["extrapolation"] for s in range(10)]
+    assert ref["measures"]["extrapolation"]["min"] == min(per_seed)
