@@ -1,7 +1,7 @@
 """think.py: watch a trained model think, and measure its inference: the KV cache, adaptive exit.
 
     python think.py 3+5*2-7            # the running values decoded after every core step, then streamed
-    python think.py --trajectories     # the latent state's path: fixed point, orbit or slider (--plot: PNGs)
+    python think.py --trajectories     # the latent state's path: fixed point, orbit or slider (--plot: PNGs in --out)
     python think.py --report           # the cache, its sharing and adaptive exit over held-out problems
     python think.py --long 1200        # a problem 100x longer than trained, streamed in a cache of fixed size
 
@@ -314,7 +314,7 @@ def show_trajectories(args):
         print(f"  {kind:12s} {len(ids):4d} tokens{'  e.g. ' + examples if ids else ''}")
     if args.plot:
         try:
-            files = plot_trajectories(out, args.figures)
+            files = plot_trajectories(out, args.out if args.figures is None else args.figures)
         except ImportError:
             print("error: --plot needs matplotlib, which is not installed: pip install matplotlib "
                   "(the numbers above do not need it)", file=sys.stderr)
@@ -449,7 +449,8 @@ def parse_args(argv):
                    help="classify the latent state trajectories (fixed point, orbit, slider) of a few problems")
     p.add_argument("--traj-steps", type=int, default=128, help="--trajectories: core steps to run")
     p.add_argument("--plot", action="store_true", help="--trajectories: write PNG figures (needs matplotlib)")
-    p.add_argument("--figures", default="figures", help="folder for --plot's figures")
+    p.add_argument("--figures", default=None,
+                   help="folder for --plot's figures (default: the run's --out folder; the repo's own are in figures/)")
     p.add_argument("--report", action="store_true",
                    help="measure the KV cache, its sharing and adaptive exit; writes inference.json in --out")
     p.add_argument("--eval-problems", type=int, default=300, help="--report: held-out problems (at most 300)")

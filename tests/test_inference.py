@@ -540,6 +540,18 @@ def test_plot_without_matplotlib_is_one_clear_line(toy, tmp_path, capsys, monkey
     assert not (tmp_path / "figures").exists()
 
 
+def test_plot_writes_into_the_run_folder_unless_told(toy, capsys, monkeypatch):
+    """--plot without --figures writes beside the checkpoint, never over the figures the repo ships."""
+    folders = []
+    monkeypatch.setattr(think, "plot_trajectories",
+                        lambda out, folder: folders.append(folder) or [folder + "/convergence.png"])
+    run = ["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot"]
+    think.main(run)
+    assert folders == [toy[2]] and f"Wrote {toy[2]}/convergence.png" in capsys.readouterr().out
+    think.main(run + ["--figures", "figures"])
+    assert folders == [toy[2], "figures"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is optional")
 def test_plot_writes_the_figures(toy, tmp_path):
     think.main(["--trajectories", "--out", toy[2], "--traj-steps", "20", "--plot", "--figures", str(tmp_path)])
