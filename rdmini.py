@@ -852,11 +852,11 @@ def feed(params, cfg, cache, tokens, state0=None, threshold=None, criterion="kl"
     continuous=True: the first new position starts from the previous position's final state instead
     (continuous chain of thought; only the first: the others' predecessors are still running with them).
     threshold None: every token runs the cache's r steps; with m >= r and the "latest" rule the logits then
-    equal forward's. A number: adaptive exit, r is the maximum. After each step i >= 2 (counted from 1
-    here) a token stops when
+    equal forward's. A number: adaptive exit, r is the maximum. Once a token has made s_i, i >= 2 (s_i: the
+    state after i steps; the loop's step i, counted from 0, makes s_(i+1)), it stops when
       criterion "kl":    KL(p_{i-1} || p_i) < threshold, p_i = softmax(coda(s_i)): the coda runs every step
       criterion "state": ||s_i - s_{i-1}|| / ||s_i|| < threshold (no coda per step)
-    (step 1 has nothing to compare with: s_0 is noise). Threshold 0 never exits; a token's steps cannot grow
+    (s_1 has nothing to compare with: s_0 is noise). Threshold 0 never exits; a token's steps cannot grow
     with the threshold for the same history (earlier tokens' exits may change a later token's history).
     A token that stops at step j leaves its step-j entries in the slots of the steps it skipped, so a
     deeper reader reads its latest entry. Tokens of one call run in lock-step: a stopped token's rows

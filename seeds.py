@@ -23,7 +23,8 @@ ALPHA = 0.05                   # the chance, over all judged measures at once, t
 LEARN_LEVEL = 0.95             # (d): the held-out accuracy on the progress line that counts as "learnt"
 THINK_LEVEL = 0.99             # (c): the share of trained-length problems right that counts as "thought through"
 TIMES = 2                      # (b): extrapolation to this many times the trained length (final_report measures 2, 4, 6):
-                               # the longest the lab's reference holds at 95% on every seed (docs/notes.md, 2026-12-07)
+                               # the longest the lab's reference holds at 95% on every seed (docs/notes.md,
+                               # "2026-12-07 (issue 27)")
 SOURCES = ("rdmini.py", "train_toy.py", "task.py", "seeds.py")     # what makes a run what it is, besides its flags
 
 # The measures, in the printed order: key, what it is, +1 if more is better, -1 if less is better.

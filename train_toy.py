@@ -318,7 +318,7 @@ def train(args, checkpoint=None):
 # the recurrence is needed and its reference (docs/lab_reference.json, seeds 0-9) is tight where a change
 # shows: the trained length and twice it. Half the default batch learns the rule in about as many steps, so
 # in half the time; one thread per run, always, so that any machine reproduces the reference seed by seed
-# (why these: docs/notes.md, 2026-12-07). Flags given beside --lab override these, except --threads.
+# (why these: docs/notes.md, "2026-12-07 (issue 27)"). Flags given beside --lab override these, except --threads.
 LAB = {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
 STEPS = 6000                           # the default run's training steps (on 12 operations)
 
