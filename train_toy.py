@@ -314,7 +314,7 @@ def train(args, checkpoint=None):
                                                       "log": log})
 
 
-# The lab recipe (--lab): a run of about two minutes with one thread, two side by side on 2 cores, where
+# The lab recipe (--lab): a short run with one thread, so that two go side by side on 2 cores, where
 # the recurrence is needed and its reference (docs/lab_reference.json, seeds 0-9) is tight where a change
 # shows: the trained length and twice it. Half the default batch learns the rule in about as many steps, so
 # in half the time; one thread per run, always, so that any machine reproduces the reference seed by seed
