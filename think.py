@@ -86,8 +86,8 @@ def think(args):
     width = 4 if len(truth) <= 12 else 1
     header = layout(problem)[0] if width > 1 else [str(j % 10) for j in range(len(truth))]    # long: a ruler
     by_r = rdmini.logits_by_r(params, cfg, tokens, set(range(1, r + 1)), rng=np.random.default_rng(0))
-    print(f"{problem} evaluated left to right mod 10 has running values {truth}. Decoded from the state s_i after "
-          f"each core step i\n(the digit when right, '.' when wrong), the frontier of right values moves right:\n")
+    print(f"{problem} evaluated left to right mod 10 has running values {truth}. Row i decodes s_i, the state "
+          f"after i core steps\n(the digit when right, '.' when wrong), the frontier of right values moves right:\n")
     print("        " + spaced(header, width) + ("   (position mod 10)" if width == 1 else ""))
     print("truth   " + spaced(truth, width))
     for i in range(1, r + 1):
