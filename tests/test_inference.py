@@ -377,7 +377,8 @@ def toy(tmp_path):
     return params, cfg, str(tmp_path)
 
 
-def test_streaming_problems_gives_evaluate_s_answers(toy):
+def test_streaming_problems_gives_evaluate_s_answers(toy, monkeypatch):
+    real_new_cache = rdmini.new_cache
     params, cfg, _ = toy
     problems = task.random_problems(np.random.default_rng(0), 20, 2)
     answers, steps = think.stream(params, cfg, problems, 3)
@@ -385,7 +386,10 @@ def test_streaming_problems_gives_evaluate_s_answers(toy):
     text = "".join(answers)
     assert len(set(answers)) > 10 and text.count("?") < len(text) / 2        # digits, not a constant
     assert think.stream(params, cfg, problems, 3, seed=1)[0] != answers         # another s_0, other answers
-    assert think.stream(params, cfg, problems, 3, m=1)[0] != answers            # a shared slot reads otherwise
+    made = []                                   # the cache budget reaches the cache (what m changes: the budget test)
+    monkeypatch.setattr(rdmini, "new_cache", lambda *a, **kw: made.append(a[3]) or real_new_cache(*a, **kw))
+    think.stream(params, cfg, problems, 3, m=1)
+    assert made == [1]
     with pytest.raises(ValueError, match="characters"):
         think.stream(params, cfg, ["3+a"], 3)
 
