@@ -37,6 +37,10 @@ MEASURES = (("trained", "(a) {n} operations (trained), all right at r = {r}, %",
             ("gflops", "(e) cost: matmul GFLOPs per step (counted)", -1),
             ("peak_mib", "(e) cost: peak memory of a step, MiB (measured)", -1))
 NOT_JUDGED = (("ms_per_step", "ms a step (not judged: timed on other machines)"),)
+# Costs are the same on every seed of a recipe, so a difference in them is exact. The other measures vary
+# from seed to seed: when every pair happens to differ by the same amount (a whole number of r, say), there
+# is no spread to judge by, and the sign test says how surprising that is.
+EXACT = ("params", "gflops", "peak_mib")
 # A measure's resolution: tracemalloc's peak moves by tens of bytes from seed to seed (Python's own objects),
 # which a paired test would call a difference; memory is judged to 1/64 MiB (16 KiB).
 RESOLUTION = {"peak_mib": 1 / 64}
@@ -376,6 +380,9 @@ def judge(mine, ref, keys, alpha=ALPHA):
             se = v["se"] = 0.0
         if se is None:
             v.update(p=1.0, low=None, high=None, detectable=None)
+        elif se == 0 and key not in EXACT and v["how"] == "paired":  # every pair moved alike: the sign test
+            v.update(p=1.0 if diff == 0 else min(1.0, 2 * 0.5 ** (v["df"] + 1)), low=None, high=None,
+                     detectable=None, alike=True)
         elif se == 0:
             v.update(p=0.0 if diff != 0 else 1.0, low=diff, high=diff, detectable=0.0)
         else:
@@ -458,9 +465,11 @@ def compare(summary, reference, name, alpha=ALPHA):
                           for f in ("diff", "low", "high", "detectable"))
         unit = " points" if key in ("trained", "extrapolation") else ""
         num = lambda z: f"{z:+,.0f}" if key in ("params", "learning_step") else f"{z:+.{2 if key == 'peak_mib' else 1}f}"
-        interval = f"[{num(lo)}, {num(hi)}]" if lo is not None else "[one seed each: no interval]"
+        alike = v.get("alike")
+        interval = (f"[{num(lo)}, {num(hi)}]" if lo is not None else
+                    "[every pair the same: no spread for an interval]" if alike else "[one seed each: no interval]")
         could = ("exact: the same on every seed" if det == 0 else f"could detect about ±{num(det)[1:]}{unit}"
-                 if det is not None else "cannot tell")
+                 if det is not None else f"the sign test over {len(seeds)} pairs" if alike else "cannot tell")
         word = v["word"].upper() if v["word"] != "no difference detected" else v["word"]
         print(f"{label(summary, key)}\n    here {cols[0]} | reference {cols[1]} | difference {num(d)}{unit} "
               f"{interval}: {word}; {could}")
