@@ -266,6 +266,8 @@ def shown(key, value):
         return f"{100 * value:.2f}"
     if key == "thinking_r" and value >= 128:
         return "never"
+    if key == "gflops":
+        return f"{value:.3f}"
     return f"{value:,.0f}" if key in ("params", "learning_step") else f"{value:.3g}"
 
 
@@ -417,8 +419,10 @@ def what_differs(summary, reference):
     if here.get("commit") != there.get("commit"):
         moved = [n for n in sorted(set(hf) & set(tf)) if hf[n]["sha256"] != tf[n]["sha256"]
                  and (hf[n]["diff"] or "") == (tf[n]["diff"] or "")]
-        note = (f"the reference was made at commit {str(there.get('commit'))[:10]}, these runs at "
-                f"{str(here.get('commit'))[:10]}" + (f"; committed since: {', '.join(moved)}" if moved else ""))
+        ref_commit = str(there.get('commit'))[:10]
+        note = (f"the reference was made at commit {ref_commit}, these runs at {str(here.get('commit'))[:10]}"
+                + (f"; committed since: {', '.join(moved)} (git diff {ref_commit} -- {' '.join(moved)} shows how)"
+                   if moved else ""))
     return flags, files, note
 
 
@@ -464,7 +468,8 @@ def compare(summary, reference, name, alpha=ALPHA):
         d, lo, hi, det = (None if v[f] is None else v[f] * (100 if key in ("trained", "extrapolation") else 1)
                           for f in ("diff", "low", "high", "detectable"))
         unit = " points" if key in ("trained", "extrapolation") else ""
-        num = lambda z: f"{z:+,.0f}" if key in ("params", "learning_step") else f"{z:+.{2 if key == 'peak_mib' else 1}f}"
+        places = {"peak_mib": 2, "gflops": 3}.get(key, 1)
+        num = lambda z: f"{z:+,.0f}" if key in ("params", "learning_step") else f"{z:+.{places}f}"
         alike = v.get("alike")
         interval = (f"[{num(lo)}, {num(hi)}]" if lo is not None else
                     "[every pair the same: no spread for an interval]" if alike else "[one seed each: no interval]")
