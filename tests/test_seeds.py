@@ -190,7 +190,8 @@ def test_what_differs_names_flags_and_a_later_commit(tmp_path):
     ref["sources"] = {"commit": "a" * 40, "files": {"rdmini.py": {"sha256": "2", "diff": ""}}}
     flags, files, note = seeds.what_differs(mine, ref)
     assert flags == ["--window 2 -> 0"] and files == []
-    assert note == "the reference was made at commit aaaaaaaaaa, these runs at bbbbbbbbbb; committed since: rdmini.py"
+    assert note == ("the reference was made at commit aaaaaaaaaa, these runs at bbbbbbbbbb; committed since: rdmini.py "
+                    "(git diff aaaaaaaaaa -- rdmini.py shows how)")
 
 
 def test_the_command_line_judges_saved_summaries(tmp_path, capsys):
