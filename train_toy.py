@@ -317,7 +317,7 @@ def train(args, checkpoint=None):
 # The lab recipe (--lab): a short run with one thread, so that two go side by side on 2 cores, where
 # the recurrence is needed and its reference (docs/lab_reference.json, seeds 0-9) is tight where a change
 # shows: the trained length and twice it. Half the default batch learns the rule in about as many steps, so
-# in half the time; one thread per run, always, so that any machine reproduces the reference seed by seed
+# in half the time; one thread per run, always, so that no thread split changes the sums from the reference's
 # (why these: docs/notes.md, "2026-12-07 (issue 27)"). Flags given beside --lab override these, except --threads.
 LAB = {"n_ops": 6, "batch": 64, "steps": 4000, "threads": 1, "out": os.path.join("runs", "lab")}
 STEPS = 6000                           # the default run's training steps (on 12 operations)
@@ -446,8 +446,8 @@ def check_args(p, args):
     """Refuse bad flags up front, each with one line that names the flag (the parser's error: exit 2).
     It only reads args."""
     if vars(args).get("lab") and args.threads != 1:
-        p.error(f"--lab trains one thread per run (--threads 1), so that any machine reproduces its reference seed "
-                f"by seed; got --threads {args.threads}. Run seeds side by side instead: --seeds 0-4 --jobs 2")
+        p.error(f"--lab trains one thread per run (--threads 1), so that its sums are the reference's, seed by "
+                f"seed; got --threads {args.threads}. Run seeds side by side instead: --seeds 0-4 --jobs 2")
     for name, value in vars(args).items():           # nan compares False with everything: refuse it by name
         if isinstance(value, float) and not math.isfinite(value):
             p.error(f"--{name.replace('_', '-')} must be a finite number, got {value}")
