@@ -22,9 +22,8 @@ import numpy as np
 ALPHA = 0.05                   # the chance, over all judged measures at once, that an unchanged model gets a word
 LEARN_LEVEL = 0.95             # (d): the held-out accuracy on the progress line that counts as "learnt"
 THINK_LEVEL = 0.99             # (c): the share of trained-length problems right that counts as "thought through"
-TIMES = 2                      # (b): extrapolation to this many times the trained length (final_report measures 2, 4, 6):
-                               # the longest the lab's reference holds at 95% on every seed (docs/notes.md,
-                               # "2026-12-07 (issue 27)")
+TIMES = 2                      # (b): extrapolation to this many times the trained length (final_report measures 2, 4, 6);
+                               # why 2 and not 4: docs/notes.md, "2026-12-07 (issue 27, landed)"
 SOURCES = ("rdmini.py", "train_toy.py", "task.py", "seeds.py")     # what makes a run what it is, besides its flags
 
 # The measures, in the printed order: key, what it is, +1 if more is better, -1 if less is better.
@@ -41,8 +40,8 @@ NOT_JUDGED = (("ms_per_step", "ms a step (not judged: timed on other machines)")
 # from seed to seed: when every pair happens to differ by the same amount (a whole number of r, say), there
 # is no spread to judge by, and the sign test says how surprising that is.
 EXACT = ("params", "gflops", "peak_mib")
-# A measure's resolution: tracemalloc's peak moves by tens of bytes from seed to seed (Python's own objects),
-# which a paired test would call a difference; memory is judged to 1/64 MiB (16 KiB).
+# A measure's resolution: tracemalloc's peak moves a little from seed to seed (Python's own objects), which
+# a paired test would call a difference; memory is judged to 1/64 MiB (16 KiB).
 RESOLUTION = {"peak_mib": 1 / 64}
 
 
